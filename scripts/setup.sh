@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One-time set-up on Debian 12: GStreamer 1.22 build/runtime packages and the ONNX Runtime
+# shared library (taken from the pinned `onnxruntime` PyPI wheel, checksum verified) in .ort/.
+# Idempotent: a second run only checks what is there.
+#
+#   scripts/setup.sh          CPU build of ONNX Runtime (default)
+#   scripts/setup.sh --gpu    CUDA 13 build from `onnxruntime-gpu` (for execution-provider=cuda)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=cpu
+[ "${1:-}" = "--gpu" ] && mode=gpu
+
+# --- GStreamer and build tools -------------------------------------------------------------
+pkgs=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good meson ninja-build pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- ONNX Runtime --------------------------------------------------------------------------
+if [ "$mode" = cpu ]; then
+    wheel_pkg=onnxruntime; version=1.32.0
+    sha=99e1074c4b2197accd5073052a465361be17b89c093b8ffb6e6bd8f986c52df8
+    dest=.ort/cpu
+else
+    wheel_pkg=onnxruntime-gpu; version=1.31.1
+    sha="${SIC_ORT_GPU_SHA256:-}"
+    dest=.ort/gpu
+fi
+lib="$dest/libonnxruntime.so"
+if [ ! -e "$lib" ]; then
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    echo "setup: fetching $wheel_pkg==$version from PyPI"
+    python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+        --python-version 3.12 --implementation cp "$wheel_pkg==$version" -d "$tmp"
+    whl=$(ls "$tmp"/*.whl)
+    got=$(sha256sum "$whl" | cut -d' ' -f1)
+    if [ -n "$sha" ] && [ "$got" != "$sha" ]; then
+        echo "setup: checksum mismatch for $whl: got $got, want $sha" >&2; exit 1
+    fi
+    mkdir -p "$dest"
+    python3 - "$whl" "$dest" <<'PY'
+import os, sys, zipfile
+whl, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(whl) as z:
+    for name in z.namelist():
+        base = os.path.basename(name)
+        if name.startswith("onnxruntime/capi/") and ".so" in base and not base.startswith("onnxruntime_pybind"):
+            with z.open(name) as src, open(os.path.join(dest, base), "wb") as dst:
+                dst.write(src.read())
+PY
+    real=$(cd "$dest" && ls libonnxruntime.so.* | sort | tail -1)
+    ln -sf "$real" "$lib"
+fi
+# The path tests, examples and the elements use when nothing else is set.
+ln -sfn "$mode" .ort/current
+echo "setup: ok (GStreamer $(pkg-config --modversion gstreamer-1.0), ONNX Runtime in $PWD/.ort/current)"
