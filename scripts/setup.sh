@@ -32,7 +32,7 @@ if [ "$mode" = cpu ]; then
     dest=.ort/cpu
 else
     wheel_pkg=onnxruntime-gpu; version=1.31.1
-    sha="${SIC_ORT_GPU_SHA256:-}"
+    sha=05d548956197b9d01f59b625de740e0d6be3593f874e241a12dc0362650ecdf7
     dest=.ort/gpu
 fi
 lib="$dest/libonnxruntime.so"

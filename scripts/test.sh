@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, formatting, lints, Rust tests (unit, codec, elements, pipelines),
+# and the Python model tests when the training venv exists (they need torch; the Rust tests never do).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export ORT_DYLIB_PATH="$PWD/.ort/current/libonnxruntime.so"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo test"
+G_DEBUG=fatal_warnings cargo test --all-targets 2>&1
+cargo test --doc 2>&1
+
+venv="${SIC_WORK:-$HOME/.cache/sic}/venv"
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch" 2>/dev/null; then
+    echo "== pytest (models/training)"
+    (cd models && "$venv/bin/python" -m pytest -q training/tests)
+else
+    echo "== pytest skipped: no training venv at $venv (scripts/train.sh creates it)"
+fi
