@@ -11,7 +11,9 @@ fn read_rgb(path: &str) -> Result<(u32, u32, Vec<u8>), String> {
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| format!("{path}: {e}"))?;
     let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).map_err(|e| format!("{path}: {e}"))?;
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("{path}: {e}"))?;
     let channels = info.color_type.samples();
     let rgb = buf[..info.buffer_size()]
         .chunks_exact(channels)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --quiet --lib --example compare
 
-img="${1:-tests/data/photo.png}"
+img="${1:-tests/data/ladybird-256x192.png}"
 out="${2:-out/demo}"
 mkdir -p "$out"
 export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"

@@ -1,11 +1,30 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
 //! GStreamer plugin `sic`: Synonymous Image Compression elements.
+//!
+//! - `sicenc`: raw RGB video to `video/x-sic` (layers negotiated with downstream)
+//! - `sicdec`: `video/x-sic` to raw RGB video
+//! - `siclayers`: drops trailing layers in the compressed domain
+//! - `sicparse` + typefinder: frames a SIC byte stream (files, TCP)
 #![allow(clippy::new_without_default)]
 
 use gst::glib;
 
 pub mod codec;
+mod common;
+mod sicdec;
+mod sicenc;
+mod siclayers;
+mod sicparse;
+mod typefind;
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+pub use common::{ExecutionProvider, FRAME_STATS_MESSAGE, SamplingMode};
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    sicenc::register(plugin)?;
+    sicdec::register(plugin)?;
+    siclayers::register(plugin)?;
+    sicparse::register(plugin)?;
+    typefind::register(plugin)?;
     Ok(())
 }
 

@@ -2,12 +2,37 @@
 //! the elements, examples, benchmarks and tests all go through this API.
 //!
 //! PUBLIC API CONTRACT (the elements are written against these signatures; keep them stable).
+//!
+//! Module map:
+//! - [`bundle`]: `model.json` parsing/validation, model id, ONNX sessions per graph.
+//! - `runtime`: the one process-wide ONNX Runtime environment.
+//! - `entropy`: categorical entropy models built from the bundle's integer tables, ANS coding.
+//! - [`bitstream`]: frame header layout (docs/bitstream.md), parse, validate, thin.
+//! - `tensor`: packed 8-bit pixels <-> padded NCHW f32 tensors.
+//! - `sampling`: the seeded generator for synonymous sampling.
+//! - `encoder` / `decoder`: the coding rules of docs/model.md.
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-// Submodules (implementations): bundle, entropy, bitstream, tensor, runtime, sampling ...
+pub mod bitstream;
+pub mod bundle;
+mod decoder;
+mod encoder;
+mod entropy;
+mod runtime;
+mod sampling;
+mod tensor;
+
+pub use bundle::Bundle;
+pub use decoder::{Decoded, Decoder};
+pub use encoder::{EncodedFrame, Encoder};
+pub use runtime::resolve_ort_library;
+
+/// Largest accepted picture width or height.
+pub const MAX_DIMENSION: u32 = 16384;
+/// Largest accepted picture area (width × height).
+pub const MAX_AREA: u64 = 1 << 26;
 
 /// Everything that can go wrong in the codec, with a message fit for a GStreamer error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +53,17 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!()
+        match self {
+            Error::Runtime(m) => write!(f, "ONNX Runtime: {m}"),
+            Error::Model(m) => write!(f, "model bundle: {m}"),
+            Error::Bitstream(m) => write!(f, "invalid SIC frame: {m}"),
+            Error::ModelMismatch { expected, found } => write!(
+                f,
+                "SIC frame was made by model {found}, but the loaded model is {expected}"
+            ),
+            Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Error::Inference(m) => write!(f, "network failed: {m}"),
+        }
     }
 }
 impl std::error::Error for Error {}
@@ -43,13 +78,24 @@ pub enum ExecutionProvider {
     Cuda,
 }
 
+impl fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExecutionProvider::Auto => "auto",
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda => "cuda",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeOptions {
     pub provider: ExecutionProvider,
     pub device_id: i32,
     /// Intra-op threads for the heavy networks; 0 = ONNX Runtime's default.
     pub threads: usize,
-    /// Explicit path of libonnxruntime.so; None = ORT_DYLIB_PATH, then the setup script's place.
+    /// Explicit path of libonnxruntime.so; None = ORT_DYLIB_PATH, then the setup script's place
+    /// (`.ort/current/` of the source tree), then `sic/` beside the plugin library.
     pub ort_library: Option<PathBuf>,
 }
 
@@ -66,6 +112,53 @@ pub enum PixelFormat {
     Bgra,
     Argb,
     Abgr,
+}
+
+impl PixelFormat {
+    /// Every format, for tests and property listings.
+    pub const ALL: [PixelFormat; 10] = [
+        PixelFormat::Rgb,
+        PixelFormat::Bgr,
+        PixelFormat::Rgbx,
+        PixelFormat::Bgrx,
+        PixelFormat::Xrgb,
+        PixelFormat::Xbgr,
+        PixelFormat::Rgba,
+        PixelFormat::Bgra,
+        PixelFormat::Argb,
+        PixelFormat::Abgr,
+    ];
+
+    /// Bytes per pixel (3 or 4).
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Rgb | PixelFormat::Bgr => 3,
+            _ => 4,
+        }
+    }
+
+    /// Byte offsets of R, G and B inside one pixel.
+    pub fn rgb_offsets(self) -> [usize; 3] {
+        match self {
+            PixelFormat::Rgb | PixelFormat::Rgbx | PixelFormat::Rgba => [0, 1, 2],
+            PixelFormat::Bgr | PixelFormat::Bgrx | PixelFormat::Bgra => [2, 1, 0],
+            PixelFormat::Xrgb | PixelFormat::Argb => [1, 2, 3],
+            PixelFormat::Xbgr | PixelFormat::Abgr => [3, 2, 1],
+        }
+    }
+
+    /// Byte offset of the padding / alpha byte, if the format has one.
+    pub fn filler_offset(self) -> Option<usize> {
+        match self {
+            PixelFormat::Rgb | PixelFormat::Bgr => None,
+            PixelFormat::Rgbx | PixelFormat::Bgrx | PixelFormat::Rgba | PixelFormat::Bgra => {
+                Some(3)
+            }
+            PixelFormat::Xrgb | PixelFormat::Xbgr | PixelFormat::Argb | PixelFormat::Abgr => {
+                Some(0)
+            }
+        }
+    }
 }
 
 /// A borrowed picture: `height` rows of `stride` bytes.
@@ -88,38 +181,24 @@ pub struct RgbImage {
 
 impl RgbImage {
     /// Writes the picture into `dst` (rows of `stride` bytes) in `format`; alpha/padding = 255.
-    pub fn write_to(&self, format: PixelFormat, stride: usize, dst: &mut [u8]) -> Result<(), Error> {
-        todo!()
+    pub fn write_to(
+        &self,
+        format: PixelFormat,
+        stride: usize,
+        dst: &mut [u8],
+    ) -> Result<(), Error> {
+        tensor::write_rgb(self, format, stride, dst)
     }
-}
 
-/// Loaded model: metadata + ONNX sessions. Cheap to share between elements (Arc).
-pub struct Bundle {/* private */}
-
-impl Bundle {
-    /// Loads and validates `dir/model.json` and its graphs. Initialises the process-wide ONNX
-    /// Runtime environment on first use.
-    pub fn load(dir: &std::path::Path, opts: &RuntimeOptions) -> Result<Arc<Bundle>, Error> {
-        todo!()
-    }
-    /// The directory of the bundle the plugin ships/finds when nothing is configured
-    /// (SIC_MODEL_DIR, then next to the plugin library, then the source tree's models/sic-lite).
-    pub fn default_dir() -> PathBuf {
-        todo!()
-    }
-    pub fn name(&self) -> &str {
-        todo!()
-    }
-    /// 8-byte model id carried by every frame, as 16 hex digits.
-    pub fn model_id_hex(&self) -> String {
-        todo!()
-    }
-    pub fn levels(&self) -> u8 {
-        todo!()
-    }
-    /// The provider that actually runs g_a/g_s (Auto resolved), for logging.
-    pub fn active_provider(&self) -> ExecutionProvider {
-        todo!()
+    /// This picture as an [`ImageRef`] (format `Rgb`, tight stride).
+    pub fn as_image_ref(&self) -> ImageRef<'_> {
+        ImageRef {
+            width: self.width,
+            height: self.height,
+            stride: self.width as usize * 3,
+            format: PixelFormat::Rgb,
+            data: &self.data,
+        }
     }
 }
 
@@ -136,23 +215,10 @@ pub struct Timing {
     pub entropy: f64,
 }
 
-pub struct EncodedFrame {
-    /// The whole frame (header + segments).
-    pub bytes: Vec<u8>,
-    /// `layer_sizes[n-1]` = size in bytes of the frame thinned to n layers (n = 1..=layers).
-    pub layer_sizes: Vec<usize>,
-    pub timing: Timing,
-}
-
-pub struct Encoder {/* private */}
-
-impl Encoder {
-    pub fn new(bundle: Arc<Bundle>) -> Self {
-        todo!()
-    }
-    /// Encodes at `layers` (1..=L).
-    pub fn encode(&mut self, image: ImageRef<'_>, layers: u8) -> Result<EncodedFrame, Error> {
-        todo!()
+impl Timing {
+    /// Sum of all parts.
+    pub fn total(&self) -> f64 {
+        self.convert + self.transform + self.params + self.entropy
     }
 }
 
@@ -163,25 +229,6 @@ pub enum Sampling {
     Uniform { seed: u64 },
     /// The conditional mean (deterministic).
     Mean,
-}
-
-pub struct Decoded {
-    pub image: RgbImage,
-    /// Layers actually used (min of carried and max_layers).
-    pub layers: u8,
-    pub timing: Timing,
-}
-
-pub struct Decoder {/* private */}
-
-impl Decoder {
-    pub fn new(bundle: Arc<Bundle>) -> Self {
-        todo!()
-    }
-    /// Decodes using at most `max_layers` of the carried layers (0 = all).
-    pub fn decode(&mut self, frame: &[u8], max_layers: u8, sampling: Sampling) -> Result<Decoded, Error> {
-        todo!()
-    }
 }
 
 /// Parsed frame header (no network needed).
@@ -200,12 +247,38 @@ pub struct FrameInfo {
 /// Reads and validates a frame header at the start of `data` (which may hold more bytes after
 /// the frame, or be a prefix: returns `Err` only for invalid bytes; `Ok(None)` when more bytes
 /// are needed to know).
+///
+/// `Some` is returned as soon as the whole header is present and valid; `data` may then still
+/// hold fewer than `frame_len` bytes (a parser waits for the rest).
 pub fn peek_frame(data: &[u8]) -> Result<Option<FrameInfo>, Error> {
-    todo!()
+    Ok(bitstream::parse_header(data)?.map(|h| h.info()))
 }
 
 /// Drops trailing layers: the frame with its first `layers` layers, header rewritten, payload
 /// bytes untouched. `layers >= carried` returns the frame unchanged.
 pub fn thin(frame: &[u8], layers: u8) -> Result<Vec<u8>, Error> {
-    todo!()
+    bitstream::thin(frame, layers)
+}
+
+/// Formats an 8-byte model id as 16 lowercase hex digits.
+pub fn model_id_to_hex(id: &[u8; 8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a picture size against the codec's limits.
+pub(crate) fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("picture size {width}x{height} is empty"));
+    }
+    if width > MAX_DIMENSION || height > MAX_DIMENSION {
+        return Err(format!(
+            "picture size {width}x{height} exceeds the limit of {MAX_DIMENSION} per side"
+        ));
+    }
+    if width as u64 * height as u64 > MAX_AREA {
+        return Err(format!(
+            "picture size {width}x{height} exceeds the limit of {MAX_AREA} pixels"
+        ));
+    }
+    Ok(())
 }

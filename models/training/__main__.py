@@ -1,0 +1,74 @@
+"""Command line: python -m training {data,train,export,verify,evaluate} (run from models/)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "sic-lite"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("data", help="fetch and cache the training and evaluation photos")
+
+    t = sub.add_parser("train", help="train (resumes from the checkpoint if present)")
+    from .train import add_train_args
+    add_train_args(t)
+
+    e = sub.add_parser("export", help="export a checkpoint (or a random init) to an ONNX bundle")
+    e.add_argument("--ckpt", type=Path, help="checkpoint file (default: <work>/ckpt/sic-lite.pt)")
+    e.add_argument("--untrained", action="store_true", help="export a random init (seed 0)")
+    e.add_argument("--out", type=Path, default=DEFAULT_BUNDLE)
+    e.add_argument("--sampling", default="uniform", choices=["uniform", "mean"])
+    e.add_argument("--no-verify", action="store_true")
+
+    v = sub.add_parser("verify", help="check a bundle's ONNX graphs against its golden tensors")
+    v.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    v.add_argument("--ckpt", type=Path, help="also recompute the golden tensors with PyTorch")
+
+    ev = sub.add_parser("evaluate", help="rate/quality per level on a folder of images")
+    from .evaluate import add_eval_args
+    add_eval_args(ev)
+
+    a = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(int(__import__("os").environ.get("SIC_THREADS", "2")))
+
+    if a.cmd == "data":
+        from .data import fetch_eval_photos, fetch_training_photos
+        fetch_training_photos()
+        fetch_eval_photos()
+    elif a.cmd == "train":
+        from .train import train
+        train(a)
+    elif a.cmd == "export":
+        from .export import export_bundle, verify_against_torch, verify_bundle
+        from .train import load_model_for_export
+        model, training = load_model_for_export(a.ckpt, a.untrained)
+        meta = export_bundle(model, a.out, training, default_sampling=a.sampling)
+        print(f"exported {a.out} model_id {meta['model_id']}")
+        if not a.no_verify:
+            errs = verify_bundle(a.out)
+            worst = max(errs.values())
+            tw = verify_against_torch(model, a.out)
+            if worst > 1e-4 or tw > 1e-4:
+                sys.exit(f"verification FAILED: onnx {worst:.3e}, torch {tw:.3e}")
+    elif a.cmd == "verify":
+        from .export import verify_against_torch, verify_bundle
+        errs = verify_bundle(a.bundle)
+        worst = max(errs.values())
+        if a.ckpt:
+            from .train import load_model_for_export
+            model, _ = load_model_for_export(a.ckpt, False)
+            worst = max(worst, verify_against_torch(model, a.bundle))
+        if worst > 1e-4:
+            sys.exit(f"verification FAILED: {worst:.3e}")
+    elif a.cmd == "evaluate":
+        from .evaluate import evaluate
+        evaluate(a)
+
+
+if __name__ == "__main__":
+    main()

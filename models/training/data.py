@@ -1,0 +1,166 @@
+"""Training photos from Debian packages (docs: shared/design/data.md) and the held-out
+evaluation photos, cached outside git under ${SIC_WORK:-~/.cache/sic}/data."""
+
+import os
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# package -> list of paths (relative to the unpacked root)
+_MATE = "usr/share/backgrounds/mate/nature/"
+_LOMIRI = "usr/share/backgrounds/"
+_PLASMA = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
+_PALAPELI = "usr/share/palapeli/collection/"
+SOURCES = {
+    "mate-backgrounds": [_MATE + n + ".jpg" for n in (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird",
+        "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower")],
+    "lomiri-wallpapers-16.04": [_LOMIRI + n + ".jpg" for n in (
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
+        "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
+        "analogpattern_by_Peter_Nerlich", "free_by_Peter_Nerlich",
+        "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+        "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+        "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")],
+    "lomiri-wallpapers-20.04": [_LOMIRI + "Kleiber_by_Lukas_Baubkus.jpg"],
+    "plasma-workspace-wallpapers": [_PLASMA.format(n) for n in (
+        "FallenLeaf", "Path", "DarkestHour", "summer_1am", "EveningGlow", "ColorfulCups",
+        "OneStandsOut", "ColdRipple", "BytheWater")],
+    "palapeli-data": [_PALAPELI + n + ".jpg" for n in (
+        "castle-maintenon", "cincinnati-bridge", "citrus-fruits", "european-honey-bee",
+        "panther-chameleon-female")],
+}
+DATA_DESCRIPTION = ("41 photos from Debian 12 packages mate-backgrounds, lomiri-wallpapers-16.04, "
+                    "lomiri-wallpapers-20.04, plasma-workspace-wallpapers, palapeli-data; "
+                    "downscaled by 2 (Lanczos)")
+GOLDEN_PHOTO = "palapeli-data__european-honey-bee.png"
+
+
+def work_dir() -> Path:
+    return Path(os.environ.get("SIC_WORK", Path.home() / ".cache" / "sic"))
+
+
+def train_dir() -> Path:
+    return work_dir() / "data" / "train"
+
+
+def eval_dir() -> Path:
+    return work_dir() / "data" / "eval"
+
+
+def default_golden_photo() -> Path:
+    return train_dir() / GOLDEN_PHOTO
+
+
+def fetch_training_photos(dest: Path = None, verbose=True):
+    """apt-get download + dpkg-deb -x each package, downscale by 2 (Lanczos), save PNG."""
+    from PIL import Image
+    dest = Path(dest or train_dir())
+    dest.mkdir(parents=True, exist_ok=True)
+    debs = work_dir() / "data" / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for pkg, files in SOURCES.items():
+        todo = [f for f in files if not (dest / _out_name(pkg, f)).exists()]
+        if not todo:
+            count += len(files)
+            continue
+        have = sorted(debs.glob(f"{pkg}_*.deb"))
+        if not have:
+            try:
+                subprocess.run(["apt-get", "download", pkg], cwd=debs, check=True)
+            except (subprocess.CalledProcessError, FileNotFoundError) as e:
+                raise SystemExit(f"apt-get download {pkg} failed ({e}); on a fresh Debian 12 "
+                                 "run `apt-get update` first (the package lists are needed)")
+            have = sorted(debs.glob(f"{pkg}_*.deb"))
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["dpkg-deb", "-x", str(have[-1]), tmp], check=True)
+            for f in todo:
+                src = Path(tmp) / f
+                img = Image.open(src).convert("RGB")
+                w, h = img.size
+                img = img.resize((w // 2, h // 2), Image.LANCZOS)
+                out = dest / _out_name(pkg, f)
+                img.save(str(out) + ".tmp.png")
+                os.replace(str(out) + ".tmp.png", out)
+                count += 1
+                if verbose:
+                    print(f"  {out.name}: {w}x{h} -> {w // 2}x{h // 2}")
+    if verbose:
+        print(f"{count} training photos in {dest}")
+    return dest
+
+
+def _out_name(pkg, f):
+    p = Path(f)
+    stem = p.parts[-4] if p.name == "2560x1600.jpg" else p.stem
+    return f"{pkg}__{stem}.png"
+
+
+def fetch_eval_photos(dest: Path = None, verbose=True):
+    """The held-out development photos shipped inside scikit-image, scikit-learn and
+    matplotlib, written once as PNG."""
+    from PIL import Image
+    dest = Path(dest or eval_dir())
+    dest.mkdir(parents=True, exist_ok=True)
+    import skimage.data as sd
+    loaders = {"astronaut": sd.astronaut, "coffee": sd.coffee, "chelsea": sd.chelsea,
+               "motorcycle_left": lambda: sd.stereo_motorcycle()[0], "rocket": sd.rocket}
+    for n, load in loaders.items():
+        out = dest / f"skimage_{n}.png"
+        if not out.exists():
+            Image.fromarray(np.asarray(load())[..., :3]).convert("RGB").save(out)
+    from sklearn.datasets import load_sample_image
+    for n in ("china.jpg", "flower.jpg"):
+        out = dest / f"sklearn_{Path(n).stem}.png"
+        if not out.exists():
+            Image.fromarray(load_sample_image(n)).convert("RGB").save(out)
+    import matplotlib.cbook as cb
+    out = dest / "matplotlib_grace_hopper.png"
+    if not out.exists():
+        with cb.get_sample_data("grace_hopper.jpg") as fh:
+            Image.open(fh).convert("RGB").save(out)
+    if verbose:
+        print(f"{len(list(dest.glob('*.png')))} evaluation photos in {dest}")
+    return dest
+
+
+class CropDataset:
+    """All photos in memory (uint8); random crops with horizontal/vertical flips."""
+
+    def __init__(self, folder: Path, crop=128, seed=0):
+        from PIL import Image
+        self.images = [np.asarray(Image.open(p).convert("RGB"))
+                       for p in sorted(Path(folder).glob("*.png"))]
+        if not self.images:
+            raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
+        self.crop = crop
+        self.rng = random.Random(seed)
+        # sample photos in proportion to their area
+        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
+        self.weights = list(areas / areas.sum())
+
+    def batch(self, n):
+        import torch
+        out = np.empty((n, self.crop, self.crop, 3), dtype=np.uint8)
+        for i in range(n):
+            im = self.rng.choices(self.images, self.weights)[0]
+            h, w, _ = im.shape
+            t = self.rng.randrange(h - self.crop + 1)
+            l = self.rng.randrange(w - self.crop + 1)
+            c = im[t:t + self.crop, l:l + self.crop]
+            if self.rng.random() < 0.5:
+                c = c[:, ::-1]
+            if self.rng.random() < 0.5:
+                c = c[::-1]
+            out[i] = c
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def state(self):
+        return self.rng.getstate()
+
+    def set_state(self, s):
+        self.rng.setstate(s)

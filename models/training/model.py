@@ -1,0 +1,158 @@
+"""SIC-lite: a small progressive hyperprior codec after "Synonymous Variational Inference for
+Perceptual Image Compression" (ICML 2025). Names follow the papers: g_a, g_s, h_a, h_s."""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .entropy import FactorizedDensity, gaussian_likelihood
+from .layers import GDN, conv, deconv
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """round() in the forward pass, identity gradient."""
+    return x + (torch.round(x) - x).detach()
+
+
+class SliceParams(nn.Module):
+    """Entropy parameters (mean, scale) of slice k from the hyper features and slices < k."""
+
+    def __init__(self, cin: int, width: int, hidden: int, scale_min: float):
+        super().__init__()
+        self.scale_min = scale_min
+        self.net = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1), nn.GELU(),
+            nn.Conv2d(hidden, hidden * 3 // 4, 3, padding=1), nn.GELU(),
+            nn.Conv2d(hidden * 3 // 4, 2 * width, 1),
+        )
+
+    def forward(self, hyper, y_prev=None):
+        h = hyper if y_prev is None else torch.cat([hyper, y_prev], dim=1)
+        mean, raw = self.net(h).chunk(2, dim=1)
+        return mean, self.scale_min + F.softplus(raw)
+
+
+class SICLite(nn.Module):
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.cfg = cfg
+        N, M, Nh, Cz, Ch = cfg.N, cfg.M, cfg.Nh, cfg.Cz, cfg.Ch
+        assert sum(cfg.slice_widths) == M
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
+        self.h_a = nn.Sequential(
+            conv(M, Nh, 3, 1), nn.LeakyReLU(0.1), conv(Nh, Nh), nn.LeakyReLU(0.1), conv(Nh, Cz))
+        self.h_s = nn.Sequential(
+            deconv(Cz, Nh), nn.LeakyReLU(0.1), deconv(Nh, Nh), nn.LeakyReLU(0.1),
+            conv(Nh, Ch, 3, 1))
+        self.slices = nn.ModuleList(
+            SliceParams(Ch + o, w, cfg.slice_hidden, cfg.scale_min)
+            for o, w in zip(cfg.offsets(), cfg.slice_widths))
+        self.density_z = FactorizedDensity(Cz)
+
+    # -- pieces shared by training, evaluation and the ONNX graphs -----------------------------
+    def analysis(self, x):
+        y = self.g_a(x)
+        return y, self.h_a(y)
+
+    def slice_params(self, k, hyper, y_hat):
+        o = self.cfg.offsets()[k]
+        return self.slices[k](hyper, y_hat[:, :o] if k > 0 else None)
+
+    def slice_of(self, y, k):
+        o, w = self.cfg.offsets()[k], self.cfg.slice_widths[k]
+        return y[:, o:o + w]
+
+    def fill_untransmitted(self, hyper, y_hat_sent, level, mode="uniform", generator=None):
+        """Rule 5 of docs/model.md: slices level..L-1 in order, from their means (+ round(U(-2,2)))."""
+        parts = [y_hat_sent[:, :sum(self.cfg.slice_widths[:level])]] if level > 0 else []
+        for k in range(level, self.cfg.levels):
+            prev = torch.cat(parts, 1) if parts else None
+            mean, _ = self.slices[k](hyper, prev)
+            if mode == "uniform":
+                u = torch.rand(mean.shape, generator=generator, device="cpu").to(mean)
+                mean = mean + torch.round(4.0 * u - 2.0)
+            elif mode != "mean":
+                raise ValueError(mode)
+            parts.append(mean)
+        return torch.cat(parts, 1)
+
+    # -- training forward ---------------------------------------------------------------------
+    def forward(self, x, level: int, sample: bool = True):
+        """Returns full-latent and level-`level` reconstructions, rates in bits per pixel."""
+        B, _, H, W = x.shape
+        npix = B * H * W
+        y, z = self.analysis(x)
+        med = self.density_z.medians().view(1, -1, 1, 1)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        rate_z = -torch.log2(self.density_z.likelihood(z_noisy)).sum() / npix
+        z_hat = ste_round(z - med) + med
+        hyper = self.h_s(z_hat)
+
+        y_hat_parts, rate_y = [], []
+        for k in range(self.cfg.levels):
+            prev = torch.cat(y_hat_parts, 1) if k else None
+            mean, scale = self.slices[k](hyper, prev)
+            yk = self.slice_of(y, k)
+            noisy = yk - mean + torch.empty_like(yk).uniform_(-0.5, 0.5)
+            rate_y.append(-torch.log2(gaussian_likelihood(noisy, scale)).sum() / npix)
+            y_hat_parts.append(ste_round(yk - mean) + mean)
+        y_hat = torch.cat(y_hat_parts, 1)
+        x_full = self.g_s(y_hat)
+
+        out = {"y": y, "y_hat": y_hat, "x_full": x_full, "rate_z": rate_z,
+               "rate_y": torch.stack(rate_y)}
+        if level < self.cfg.levels:
+            y_lvl = self.fill_untransmitted(hyper, y_hat, level,
+                                            "uniform" if sample else "mean")
+            out["x_level"] = self.g_s(y_lvl)
+        else:
+            out["x_level"] = x_full
+        return out
+
+    # -- inference following the coding rules ---------------------------------------------------
+    @torch.no_grad()
+    def code(self, x, level, mode="mean", generator=None, z_table=None):
+        """Quantise exactly as docs/model.md (rules 2-6, without the scale buckets) and return
+        the reconstruction and the likelihood-estimated bits per pixel of the level."""
+        _, _, H, W = x.shape
+        y, z = self.analysis(x)
+        if z_table is not None:
+            med = torch.tensor([t["median"] for t in z_table]).view(1, -1, 1, 1)
+            lo = torch.tensor([float(t["min"]) for t in z_table]).view(1, -1, 1, 1)
+            hi = torch.tensor([float(t["min"] + len(t["freqs"]) - 1) for t in z_table]).view(1, -1, 1, 1)
+            s = torch.minimum(torch.maximum(torch.round(z - med), lo), hi)
+        else:
+            med = self.density_z.medians().view(1, -1, 1, 1)
+            s = torch.round(z - med)
+        z_hat = s + med
+        bits = -torch.log2(self.density_z.likelihood(z_hat)).sum()
+        hyper = self.h_s(z_hat)
+        parts = []
+        for k in range(level):
+            mean, scale = self.slices[k](hyper, torch.cat(parts, 1) if parts else None)
+            q = torch.round(self.slice_of(y, k) - mean)
+            bits = bits - torch.log2(gaussian_likelihood(q, scale)).sum()
+            parts.append(q + mean)
+        sent = torch.cat(parts, 1) if parts else None
+        y_hat = self.fill_untransmitted(hyper, sent, level, mode, generator)
+        return self.g_s(y_hat), float(bits) / (H * W)
+
+
+def pad_to(x, multiple=64):
+    """Rule 1: pad right/bottom by repeating the last column/row."""
+    _, _, h, w = x.shape
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x
+
+
+def count_parameters(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

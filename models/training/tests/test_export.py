@@ -1,0 +1,80 @@
+"""ONNX export round trip (ONNX Runtime vs PyTorch), determinism, and the committed bundle."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from training.config import ModelConfig  # noqa: E402
+from training.export import export_bundle, verify_against_torch, verify_bundle  # noqa: E402
+from training.model import SICLite  # noqa: E402
+
+BUNDLE = Path(__file__).resolve().parents[2] / "sic-lite"
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    from PIL import Image
+    d = tmp_path_factory.mktemp("photo")
+    i, j = np.mgrid[0:96, 0:96]
+    a = np.stack([128 + 100 * np.sin(i / 7.0), 128 + 90 * np.cos(j / 5.0),
+                  128 + 60 * np.sin((i + j) / 11.0)], -1).astype(np.uint8)
+    Image.fromarray(a).save(d / "p.png")
+    return d / "p.png"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, photo):
+    torch.manual_seed(3)
+    model = SICLite(ModelConfig()).eval()
+    out = tmp_path_factory.mktemp("bundle")
+    meta = export_bundle(model, out, {"steps": 0}, golden_photo=photo)
+    return model, out, meta
+
+
+def test_onnx_matches_torch(exported):
+    model, out, _ = exported
+    errs = verify_bundle(out, verbose=False)
+    assert max(errs.values()) <= TOL, errs
+    assert verify_against_torch(model, out, verbose=False) <= TOL
+
+
+def test_export_is_deterministic(exported, tmp_path, photo):
+    model, out, meta = exported
+    again = export_bundle(model, tmp_path, {"steps": 0}, golden_photo=photo)
+    assert again["model_id"] == meta["model_id"]
+    for f in ["analysis.onnx", "synthesis.onnx", "slice_03.onnx"]:
+        assert (tmp_path / f).read_bytes() == (out / f).read_bytes()
+
+
+def test_contract_fields(exported):
+    _, out, meta = exported
+    for k in ("format_version", "name", "model_id", "M", "z_channels", "hyper_channels",
+              "slice_widths", "levels", "pad_multiple", "default_sampling", "entropy", "graphs",
+              "training"):
+        assert k in meta
+    assert len(meta["model_id"]) == 16 and int(meta["model_id"], 16) >= 0
+    assert meta["default_sampling"] in ("uniform", "mean")
+    assert sum(meta["slice_widths"]) == meta["M"] and len(meta["slice_widths"]) == meta["levels"]
+    g = json.loads((out / "golden" / "golden.json").read_text())
+    names = {"x", "y", "z", "z_hat", "hyper", "y_hat", "x_hat"} | {
+        f"slice_{k:02d}.{p}" for k in range(meta["levels"]) for p in ("mean", "scale")}
+    assert names <= set(g)
+    assert g["x"]["shape"] == [1, 3, 64, 64]
+    for v in g.values():
+        n = (out / "golden" / v["file"]).stat().st_size
+        assert n == 4 * int(np.prod(v["shape"]))
+
+
+@pytest.mark.skipif(not (BUNDLE / "model.json").exists(), reason="no committed bundle")
+def test_committed_bundle():
+    errs = verify_bundle(BUNDLE, verbose=False)
+    assert max(errs.values()) <= TOL, errs
+    total = sum(p.stat().st_size for p in BUNDLE.glob("*.onnx"))
+    assert total < 30e6

@@ -1,0 +1,133 @@
+"""Shapes, tables, loss finiteness and resumable training of SIC-lite."""
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.config import ModelConfig  # noqa: E402
+from training.entropy import quantize_pmf, y_scale_table, y_tables, z_tables  # noqa: E402
+from training.model import SICLite, pad_to  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return SICLite(ModelConfig()).eval()
+
+
+@pytest.mark.parametrize("hw", [(64, 64), (128, 192)])
+def test_shapes(model, hw):
+    H, W = hw
+    cfg = model.cfg
+    x = torch.rand(1, 3, H, W)
+    with torch.no_grad():
+        y, z = model.analysis(x)
+        assert y.shape == (1, cfg.M, H // 16, W // 16)
+        assert z.shape == (1, cfg.Cz, H // 64, W // 64)
+        hyper = model.h_s(torch.round(z))
+        assert hyper.shape == (1, cfg.Ch, H // 16, W // 16)
+        for k, o in enumerate(cfg.offsets()):
+            mean, scale = model.slice_params(k, hyper, y)
+            assert mean.shape == scale.shape == (1, cfg.slice_widths[k], H // 16, W // 16)
+            assert float(scale.min()) >= cfg.scale_min - 1e-6
+        assert model.g_s(y).shape == (1, 3, H, W)
+
+
+def test_pad_repeats_last_row_and_column():
+    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).view(2, 3, 5, 7)
+    p = pad_to(x, 64)
+    assert p.shape == (2, 3, 64, 64)
+    assert torch.equal(p[:, :, :5, :7], x)
+    assert torch.equal(p[:, :, 4, 7:], x[:, :, 4, 6:7].expand(2, 3, 57))
+    assert torch.equal(p[:, :, 63, :7], x[:, :, 4, :])
+
+
+@pytest.mark.parametrize("pmf", [[1.0], [0.5, 0.5], [1e-30, 1.0, 1e-30], list(np.linspace(0, 1, 999))])
+def test_quantize_pmf(pmf):
+    f = quantize_pmf(pmf, 16)
+    assert sum(f) == 1 << 16 and min(f) >= 1 and len(f) == len(pmf)
+
+
+def test_y_and_z_tables(model):
+    scales = y_scale_table()
+    assert scales[0] == pytest.approx(0.11) and scales[-1] == 64.0
+    assert all(a < b for a, b in zip(scales, scales[1:]))
+    for t in y_tables(scales):
+        assert sum(t["freqs"]) == 1 << 16 and min(t["freqs"]) >= 1
+        assert t["min"] == -(len(t["freqs"]) // 2) and len(t["freqs"]) <= 801
+    zt = z_tables(model.density_z)
+    assert len(zt) == model.cfg.Cz
+    med = model.density_z.medians()
+    for c, t in enumerate(zt):
+        assert sum(t["freqs"]) == 1 << 16 and min(t["freqs"]) >= 1
+        assert t["min"] < 0 < t["min"] + len(t["freqs"]) - 1
+        assert t["median"] == pytest.approx(float(med[c]), abs=1e-3)
+
+
+def test_synonymous_fill_is_seeded_and_sequential(model):
+    with torch.no_grad():
+        x = torch.rand(1, 3, 64, 64)
+        y, z = model.analysis(x)
+        hyper = model.h_s(torch.round(z))
+        a = model.fill_untransmitted(hyper, y, 3, "uniform", torch.Generator().manual_seed(5))
+        b = model.fill_untransmitted(hyper, y, 3, "uniform", torch.Generator().manual_seed(5))
+        m = model.fill_untransmitted(hyper, y, 3, "mean")
+    assert torch.equal(a, b)
+    assert torch.equal(a[:, :96], y[:, :96]) and torch.equal(m[:, :96], y[:, :96])
+    d = (a - m)[:, 96:128]          # first sampled slice: same conditioning -> integer offsets
+    assert torch.allclose(d, torch.round(d), atol=1e-4) and float(d.abs().max()) <= 2
+
+
+def _args(**kw):
+    import argparse
+    from training.train import add_train_args
+    p = argparse.ArgumentParser()
+    add_train_args(p)
+    return p.parse_args([f"--{k.replace('_', '-')}={v}" for k, v in kw.items()])
+
+
+@pytest.mark.parametrize("level", [1, 5, 8])
+def test_loss_finite_and_backward(level):
+    from training.train import loss_terms
+    torch.manual_seed(1)
+    m = SICLite(ModelConfig()).train()
+    x = torch.rand(2, 3, 64, 64)
+    loss, parts = loss_terms(m, None, x, level, _args())
+    loss.backward()
+    assert math.isfinite(loss.item()) and all(math.isfinite(v) for v in parts.values())
+    assert parts["bpp_l"] <= parts["bpp_full"] + 1e-6
+    g = [p.grad for p in m.parameters() if p.grad is not None]
+    assert g and all(torch.isfinite(t).all() for t in g)
+
+
+def test_lambda_schedule():
+    from training.train import lambdas, level_for_step
+    assert lambdas(8, 8) == (2048.0, 8.0, 1.0)            # paper level 16
+    d, p, r = lambdas(1, 8)                                 # paper level 2
+    assert (d, p, r) == (256.0, 2 ** 4.75, 2 ** 5.25)
+    assert [level_for_step(s, 8) for s in range(9)] == [8, 7, 6, 5, 4, 3, 2, 1, 8]
+
+
+def test_train_resume(tmp_path, monkeypatch):
+    from PIL import Image
+    from training.train import train
+    monkeypatch.setenv("SIC_WORK", str(tmp_path))
+    data = tmp_path / "imgs"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    ck = tmp_path / "ck.pt"
+    common = dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1)
+    a = _args(steps=2, save_every=100)
+    for k, v in common.items():
+        setattr(a, k, v)
+    train(a)
+    assert torch.load(ck, weights_only=False)["step"] == 2
+    a.steps = 3
+    train(a)
+    c = torch.load(ck, weights_only=False)
+    assert c["step"] == 3 and c["training"]["steps"] == 3

@@ -1,0 +1,222 @@
+"""Training with the paper's triple-tradeoff loss, rescaled to L levels; resumable."""
+
+import json
+import math
+import os
+import random
+import signal
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .data import DATA_DESCRIPTION, CropDataset, train_dir, work_dir
+from .model import SICLite, count_parameters
+
+PAPER_LEVELS = 16
+
+
+def default_ckpt() -> Path:
+    return work_dir() / "ckpt" / "sic-lite.pt"
+
+
+def add_train_args(p):
+    p.add_argument("--ckpt", type=Path, default=None, help="checkpoint (default <work>/ckpt/sic-lite.pt)")
+    p.add_argument("--data", type=Path, default=None, help="folder of training PNGs")
+    p.add_argument("--steps", type=int, default=1_000_000, help="stop at this total step")
+    p.add_argument("--minutes", type=float, default=0, help="stop after this many minutes (0: no limit)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr-warm", type=float, default=5e-4, help="learning rate of the first --warm-steps")
+    p.add_argument("--warm-steps", type=int, default=4000)
+    p.add_argument("--lambda-c", type=float, default=0.1, help="weight of the consistency term")
+    p.add_argument("--lambda-d-scale", type=float, default=1.0, help="multiplies every lambda_d(l)")
+    p.add_argument("--lambda-p-scale", type=float, default=1.0, help="multiplies every lambda_p(l)")
+    p.add_argument("--lambda-r-scale", type=float, default=1.0, help="multiplies every lambda_r(l)")
+    p.add_argument("--no-lpips", action="store_true", help="drop the LPIPS term (faster)")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def lambdas(level: int, levels: int, a=None):
+    """Paper's weights for 16 levels, with l16 = (16 / L) * l."""
+    l16 = level * PAPER_LEVELS / levels
+    d = 128.0 * l16
+    p = 2.0 ** (5.0 - l16 / 8.0)
+    r = 2.0 ** (6.0 - 3.0 * l16 / 8.0)
+    if a is not None:
+        d, p, r = d * a.lambda_d_scale, p * a.lambda_p_scale, r * a.lambda_r_scale
+    return d, p, r
+
+
+def lambda_record(levels, a):
+    return {"schedule": "paper, l16 = 2*l: d=128*l16, p=2^(5-l16/8), r=2^(6-3*l16/8)",
+            "scale_d": a.lambda_d_scale, "scale_p": a.lambda_p_scale,
+            "scale_r": a.lambda_r_scale, "consistency": a.lambda_c,
+            "lpips": not a.no_lpips,
+            "per_level": {str(l): [round(v, 4) for v in lambdas(l, levels, a)]
+                          for l in range(1, levels + 1)}}
+
+
+def atomic_save(obj, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def level_for_step(step: int, levels: int) -> int:
+    """Cycle from the top down: L, L-1, ..., 1, L, ..."""
+    return levels - (step % levels)
+
+
+def loss_terms(model, lp, x, level, a):
+    L = model.cfg.levels
+    out = model(x, level)
+    mse_full = F.mse_loss(out["x_full"], x)
+    mse_lvl = F.mse_loss(out["x_level"], x)
+    if lp is not None:
+        lp_full = lp(out["x_full"], x).mean()
+        lp_lvl = lp(out["x_level"], x).mean() if level < L else lp_full
+    else:
+        lp_full = lp_lvl = torch.zeros((), device=x.device)
+    ry, rz = out["rate_y"], out["rate_z"]
+    dL, pL, rL = lambdas(L, L, a)
+    dl, pl, rl = lambdas(level, L, a)
+    o = model.cfg.offsets()[level] if level < L else model.cfg.M
+    rate_full = ry.sum() + rz
+    rate_lvl = ry[:level].sum() + rz
+    # consistency: re-encoding the level-l reconstruction gives back the transmitted latent
+    y_re = model.g_a(out["x_level"])
+    cons = F.mse_loss(y_re[:, :o], out["y_hat"][:, :o].detach())
+    loss = (0.5 * (dL * mse_full + pL * lp_full + rL * rate_full)
+            + 0.5 * (dl * mse_lvl + pl * lp_lvl + rl * rate_lvl)
+            + a.lambda_c * cons)
+    return loss, {"loss": loss.item(), "mse_full": mse_full.item(), "mse_l": mse_lvl.item(),
+                  "lpips_full": lp_full.item(), "lpips_l": lp_lvl.item(),
+                  "bpp_full": rate_full.item(), "bpp_l": rate_lvl.item(),
+                  "bpp_z": rz.item(), "cons": cons.item()}
+
+
+def train(a):
+    torch.manual_seed(a.seed)
+    device = torch.device(a.device)
+    ckpt_path = Path(a.ckpt or default_ckpt())
+    data = CropDataset(a.data or train_dir(), crop=a.crop, seed=a.seed)
+    cfg = ModelConfig()
+    model = SICLite(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
+    step, wall = 0, 0.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        cfg = ModelConfig.from_dict(ck["config"])
+        model = SICLite(cfg).to(device)
+        model.load_state_dict(ck["model"])
+        opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
+        opt.load_state_dict(ck["optimizer"])
+        step, wall = ck["step"], ck["wall_time_s"]
+        torch.set_rng_state(ck["rng"]["torch"])
+        np.random.set_state(ck["rng"]["numpy"])
+        random.setstate(ck["rng"]["python"])
+        data.set_state(ck["rng"]["data"])
+        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng"]["cuda"])
+        print(f"resumed from {ckpt_path} at step {step} ({wall:.0f} s trained)", flush=True)
+    else:
+        print(f"new model: {count_parameters(model) / 1e6:.2f} M parameters, "
+              f"checkpoint {ckpt_path}", flush=True)
+    lp = None if a.no_lpips else LPIPS(device)
+
+    stop = {"flag": False}
+
+    def on_signal(signum, _frame):
+        print(f"signal {signum}: saving and stopping", flush=True)
+        stop["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def save():
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+               "python": random.getstate(), "data": data.state(),
+               "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
+        atomic_save({"config": cfg.to_dict(), "model": model.state_dict(),
+                     "optimizer": opt.state_dict(), "step": step, "wall_time_s": wall,
+                     "rng": rng, "device": str(device),
+                     "args": {k: str(v) for k, v in vars(a).items()},
+                     "training": training_record(step, wall, device, a, cfg)}, ckpt_path)
+
+    t_start = time.time()
+    t_log, s_log = time.time(), step
+    acc = {}
+    model.train()
+    while step < a.steps and not stop["flag"]:
+        if a.minutes and time.time() - t_start > 60 * a.minutes:
+            break
+        lr = a.lr_warm if step < a.warm_steps else a.lr
+        for g in opt.param_groups:
+            g["lr"] = lr
+        level = level_for_step(step, cfg.levels)
+        t0 = time.time()
+        x = data.batch(a.batch).to(device, non_blocking=True)
+        loss, parts = loss_terms(model, lp, x, level, a)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        wall += time.time() - t0
+        step += 1
+        for k, v in parts.items():
+            acc.setdefault(k, []).append(v)
+        acc.setdefault(f"bpp@{level}", []).append(parts["bpp_l"])
+        acc.setdefault(f"psnr@{level}", []).append(-10 * math.log10(max(parts["mse_l"], 1e-10)))
+        if step % a.log_every == 0:
+            now = time.time()
+            sps = (step - s_log) / (now - t_log)
+            m = {k: sum(v) / len(v) for k, v in acc.items()}
+            per = " ".join(f"L{l}:{m[f'bpp@{l}']:.3f}b/{m[f'psnr@{l}']:.1f}dB"
+                           for l in range(1, cfg.levels + 1) if f"bpp@{l}" in m)
+            print(f"step {step} loss {m['loss']:.4f} mse {m['mse_full']:.5f} "
+                  f"lpips {m['lpips_full']:.4f} bpp_full {m['bpp_full']:.3f} bpp_z {m['bpp_z']:.4f} "
+                  f"cons {m['cons']:.4f} | {per} | lr {lr:g} {sps:.2f} steps/s", flush=True)
+            t_log, s_log, acc = now, step, {}
+        if step % a.save_every == 0:
+            save()
+    save()
+    print(f"saved {ckpt_path} at step {step} ({wall:.0f} s of training)", flush=True)
+
+
+def LPIPS(device):
+    from .perceptual import LPIPSAlex
+    return LPIPSAlex().to(device)
+
+
+def training_record(step, wall, device, a, cfg):
+    return {"steps": int(step), "wall_time_s": round(float(wall)), "device": str(device),
+            "threads": torch.get_num_threads() if device.type == "cpu" else None,
+            "data": DATA_DESCRIPTION, "crop": a.crop, "batch": a.batch,
+            "optimizer": f"Adam lr {a.lr_warm:g} for {a.warm_steps} steps, then {a.lr:g}",
+            "lambda": lambda_record(cfg.levels, a),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def load_model_for_export(ckpt, untrained: bool):
+    """Returns (model, training record for model.json)."""
+    if untrained:
+        torch.manual_seed(0)
+        model = SICLite(ModelConfig())
+        return model.eval(), {"steps": 0, "wall_time_s": 0, "device": "none",
+                              "data": "untrained: random initialisation (torch seed 0)",
+                              "crop": 128, "batch": 8, "lambda": {}, "date": None}
+    path = Path(ckpt or default_ckpt())
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = SICLite(ModelConfig.from_dict(ck["config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck["training"]

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Rate-distortion-perception evaluation: SIC (sicenc/sicparse/sicdec) against JPEG, WebP,
+# H.264 intra, HEVC intra (all through GStreamer) and layered JPEG 2000 (OpenJPEG), measured
+# with PSNR, MS-SSIM, LPIPS-Alex and DISTS. Writes out/rd/points.csv, docs/results.md and
+# docs/results/*.png.
+#
+#   scripts/rd-eval.sh            full run: 8 photos, all settings, every SIC level
+#   scripts/rd-eval.sh --quick    2 photos, fewer settings (a few minutes on 2 cores)
+#   scripts/rd-eval.sh --help     every option of `python -m evaluation`
+#
+# Installs what it needs: Debian GStreamer plugin packages and OpenJPEG tools (apt-get), a
+# Python venv at ${SIC_WORK:-~/.cache/sic}/venv, and builds target/release/libgstsic.so if it
+# is missing (if that fails the classical codecs are still evaluated and results.md says so).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+work=${SIC_WORK:-$HOME/.cache/sic}
+export SIC_WORK=$work
+
+# --- Debian packages ------------------------------------------------------------------------
+pkgs=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+      gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav libopenjp2-tools
+      python3-venv)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "rd-eval: installing ${missing[*]}"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+# --- Python venv ----------------------------------------------------------------------------
+venv=$work/venv
+if [ ! -x "$venv/bin/python" ]; then
+    echo "rd-eval: creating $venv"
+    mkdir -p "$work"
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import numpy, PIL, torch, torchvision, scipy, matplotlib, skimage, sklearn, pytorch_msssim, lpips" 2>/dev/null; then
+    echo "rd-eval: installing Python packages into $venv"
+    "$venv/bin/python" -m pip install -q -r models/evaluation/requirements.txt
+fi
+
+# --- the SIC plugin -------------------------------------------------------------------------
+if [ ! -e .ort/current/libonnxruntime.so ] && [ -x scripts/setup.sh ]; then
+    scripts/setup.sh || echo "rd-eval: scripts/setup.sh failed; SIC may not load" >&2
+fi
+export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$repo/.ort/current/libonnxruntime.so}
+if [ ! -e target/release/libgstsic.so ] && command -v cargo >/dev/null; then
+    echo "rd-eval: building the plugin (cargo build --release)"
+    nice -n 10 cargo build --release -q || echo "rd-eval: cargo build failed; SIC will be skipped" >&2
+fi
+
+# --- run ------------------------------------------------------------------------------------
+cmd="scripts/rd-eval.sh${*:+ $*}"
+cd models
+exec nice -n 10 "$venv/bin/python" -m evaluation --command "$cmd" "$@"

@@ -1,0 +1,202 @@
+//! Model bundle errors: missing, corrupt or inconsistent files give a readable `Error::Model`
+//! naming the file; a provider the build cannot honour gives `Error::Runtime`.
+
+mod codec_util;
+
+use std::path::{Path, PathBuf};
+
+use gstsic::codec::{Bundle, Error, ExecutionProvider, RuntimeOptions};
+
+use codec_util::*;
+
+/// A scratch copy of the bundle (graph files symlinked, model.json copied), minus `omit`.
+fn scratch(name: &str, omit: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sic-bundle-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(model_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name().to_string_lossy().to_string();
+        if file == omit || !entry.file_type().unwrap().is_file() {
+            continue;
+        }
+        if file == "model.json" {
+            std::fs::copy(entry.path(), dir.join(&file)).unwrap();
+        } else {
+            std::os::unix::fs::symlink(entry.path(), dir.join(&file)).unwrap();
+        }
+    }
+    dir
+}
+
+fn load_err(dir: &Path) -> String {
+    match Bundle::load(dir, &RuntimeOptions::default()) {
+        Err(e @ Error::Model(_)) => e.to_string(),
+        Err(e) => panic!("want Error::Model, got {e:?}"),
+        Ok(_) => panic!("{} loaded", dir.display()),
+    }
+}
+
+fn edit_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("model.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn loads_and_reports() {
+    let b = bundle();
+    assert_eq!(b.name(), "sic-lite");
+    assert_eq!(b.model_id_hex().len(), 16);
+    assert_eq!(b.levels() as usize, b.slice_widths().len());
+    assert_eq!(b.slice_widths().iter().sum::<usize>(), b.latent_channels());
+    assert_eq!(b.active_provider(), ExecutionProvider::Cpu);
+    assert!(!b.provider_note().is_empty());
+    eprintln!("{b:?}: {}", b.provider_note());
+}
+
+#[test]
+fn missing_graph_names_the_file() {
+    let dir = scratch("missing", "slice_03.onnx");
+    let e = load_err(&dir);
+    assert!(
+        e.contains("slice_03.onnx") && e.contains("cannot read"),
+        "{e}"
+    );
+    eprintln!("{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn missing_or_broken_metadata() {
+    let dir = scratch("nojson", "model.json");
+    let e = load_err(&dir);
+    assert!(e.contains("model.json"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+
+    let dir = scratch("badjson", "");
+    std::fs::write(dir.join("model.json"), "{\"format_version\": 1, \"name\": ").unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("model.json") && e.contains("line 1"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
+#[test]
+fn inconsistent_metadata() {
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "version",
+            Box::new(|v| v["format_version"] = 2.into()),
+            "format_version",
+        ),
+        ("levels", Box::new(|v| v["levels"] = 7.into()), "levels"),
+        (
+            "widths",
+            Box::new(|v| v["slice_widths"][0] = 31.into()),
+            "slice_widths",
+        ),
+        (
+            "pad",
+            Box::new(|v| v["pad_multiple"] = 48.into()),
+            "pad_multiple",
+        ),
+        (
+            "sampling",
+            Box::new(|v| v["default_sampling"] = "noise".into()),
+            "default_sampling",
+        ),
+        (
+            "id",
+            Box::new(|v| v["model_id"] = "0123456789abcdef".into()),
+            "does not match",
+        ),
+        (
+            "idfmt",
+            Box::new(|v| v["model_id"] = "xyz".into()),
+            "16 hex digits",
+        ),
+        (
+            "freqs",
+            Box::new(|v| v["entropy"]["y"][3]["freqs"][0] = 0.into()),
+            "entropy.y[3]",
+        ),
+        (
+            "ztables",
+            Box::new(|v| v["z_channels"] = 63.into()),
+            "z_channels",
+        ),
+        (
+            "escape",
+            Box::new(|v| v["graphs"]["synthesis"] = "../synthesis.onnx".into()),
+            "graphs.synthesis",
+        ),
+        (
+            "field",
+            Box::new(|v| v.as_object_mut().unwrap().remove("M").map(|_| ()).unwrap()),
+            "`M`",
+        ),
+    ];
+    for (name, edit, want) in cases {
+        let dir = scratch(name, "");
+        edit_json(&dir, edit);
+        let e = load_err(&dir);
+        assert!(e.contains(want) && e.contains("model.json"), "{name}: {e}");
+        eprintln!("{name}: {e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn modified_graph_changes_the_id() {
+    let dir = scratch("modified", "synthesis.onnx");
+    let mut bytes = std::fs::read(model_dir().join("synthesis.onnx")).unwrap();
+    bytes.push(0);
+    std::fs::write(dir.join("synthesis.onnx"), bytes).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("does not match"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn not_an_onnx_file() {
+    let dir = scratch("garbage", "slice_00.onnx");
+    std::fs::write(dir.join("slice_00.onnx"), b"not a model").unwrap();
+    // Fix the id so that the runtime, not the hash, has to reject the file.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    v["model_id"] = "0000000000000000".into();
+    std::fs::write(dir.join("model.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let e = Bundle::load(&dir, &RuntimeOptions::default())
+        .unwrap_err()
+        .to_string();
+    let computed = e.split("hash to ").nth(1).unwrap()[..16].to_string();
+    v["model_id"] = computed.into();
+    std::fs::write(dir.join("model.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("slice_00.onnx"), "{e}");
+    eprintln!("{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_without_the_feature() {
+    let opts = RuntimeOptions {
+        provider: ExecutionProvider::Cuda,
+        ..Default::default()
+    };
+    match Bundle::load(&model_dir(), &opts) {
+        Err(Error::Runtime(m)) => assert!(m.contains("cuda"), "{m}"),
+        other => panic!("want Error::Runtime, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn default_dir_has_a_bundle() {
+    let d = Bundle::default_dir();
+    assert!(d.join("model.json").is_file(), "{}", d.display());
+}

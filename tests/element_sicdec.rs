@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `sicdec`: output negotiation, size changes, max-layers, seeds, hostile input.
+
+mod sic_elements_util;
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+use sic_elements_util as util;
+
+fn decoder_harness(props: &[(&str, glib::Value)]) -> gst_check::Harness {
+    util::init();
+    let mut h = gst_check::Harness::new("sicdec");
+    for (name, value) in props {
+        h.element().unwrap().set_property_from_value(name, value);
+    }
+    h.set_src_caps_str("video/x-sic");
+    h
+}
+
+use gst::glib;
+
+fn push_frame(
+    h: &mut gst_check::Harness,
+    bytes: &[u8],
+    pts_ms: u64,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let mut buf = gst::Buffer::from_mut_slice(bytes.to_vec());
+    buf.get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    h.push(buf)
+}
+
+fn out_caps(h: &gst_check::Harness) -> gst_video::VideoInfo {
+    gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap()
+}
+
+#[test]
+fn decodes_and_follows_size_changes() {
+    let mut h = decoder_harness(&[]);
+    let a = util::encode_frames(64, 48, 1, 2);
+    let b = util::encode_frames(33, 17, 1, 2);
+    push_frame(&mut h, &a[0], 0).unwrap();
+    let out = h.pull().unwrap();
+    let info = out_caps(&h);
+    assert_eq!((info.width(), info.height()), (64, 48));
+    assert_eq!(
+        info.format(),
+        gst_video::VideoFormat::Rgb,
+        "RGB is preferred"
+    );
+    assert!(out.size() >= 64 * 48 * 3);
+
+    push_frame(&mut h, &b[0], 100).unwrap();
+    let _ = h.pull().unwrap();
+    let info = out_caps(&h);
+    assert_eq!((info.width(), info.height()), (33, 17));
+}
+
+#[test]
+fn negotiates_downstream_format_with_stride() {
+    let mut h = decoder_harness(&[]);
+    h.set_sink_caps_str("video/x-raw,format=BGRx");
+    let frames = util::encode_frames(30, 20, 1, 3);
+    push_frame(&mut h, &frames[0], 0).unwrap();
+    let buf = h.pull().unwrap();
+    let info = out_caps(&h);
+    assert_eq!(info.format(), gst_video::VideoFormat::Bgrx);
+    assert_eq!(buf.size(), info.size());
+    // The same picture as the codec core's RGB output (sampling=model default is seeded 0).
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info).unwrap();
+    let stride = frame.plane_stride()[0] as usize;
+    let px = frame.plane_data(0).unwrap();
+    assert_eq!(px[stride + 3], 255, "padding byte filled");
+}
+
+#[test]
+fn max_layers_and_mean_match_the_codec_core() {
+    let mut h = decoder_harness(&[
+        ("max-layers", 1u32.to_value()),
+        ("sampling", gstsic::SamplingMode::Mean.to_value()),
+    ]);
+    let frames = util::encode_frames(64, 48, 1, util::bundle().levels());
+    push_frame(&mut h, &frames[0], 0).unwrap();
+    let buf = h.pull().unwrap();
+    let mut dec = gstsic::codec::Decoder::new(util::bundle());
+    let core = dec
+        .decode(
+            &gstsic::codec::thin(&frames[0], 1).unwrap(),
+            0,
+            gstsic::codec::Sampling::Mean,
+        )
+        .unwrap();
+    assert_eq!(core.layers, 1);
+    let map = buf.map_readable().unwrap();
+    assert_eq!(&map[..core.image.data.len()], core.image.data.as_slice());
+}
+
+#[test]
+fn seed_reproduces_uniform_sampling() {
+    let frames = util::encode_frames(64, 48, 2, 1);
+    let decode_all = |seed: u64| {
+        let mut h = decoder_harness(&[
+            ("sampling", gstsic::SamplingMode::Uniform.to_value()),
+            ("seed", seed.to_value()),
+        ]);
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                push_frame(&mut h, f, i as u64 * 100).unwrap();
+                h.pull().unwrap().map_readable().unwrap().to_vec()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decode_all(7), decode_all(7));
+}
+
+#[test]
+fn corrupt_frames_are_dropped_not_fatal() {
+    let mut h = decoder_harness(&[]);
+    let frames = util::encode_frames(64, 48, 2, 2);
+    push_frame(&mut h, &frames[0], 0).unwrap();
+    // Garbage, a truncated frame and a frame with a broken payload.
+    push_frame(&mut h, b"definitely not a SIC frame", 100).unwrap();
+    push_frame(&mut h, &frames[1][..frames[1].len() / 2], 200).unwrap();
+    let mut broken = frames[1].clone();
+    let n = broken.len();
+    for b in &mut broken[n - 8..] {
+        *b ^= 0x5A;
+    }
+    // A broken payload may decode to noise or be rejected; either way no crash, no error.
+    let _ = push_frame(&mut h, &broken, 300);
+    push_frame(&mut h, &frames[1], 400).unwrap();
+    h.push_event(gst::event::Eos::new());
+    let mut pts = Vec::new();
+    while let Some(buf) = h.try_pull() {
+        pts.push(buf.pts().unwrap().mseconds());
+    }
+    assert_eq!(pts.first(), Some(&0));
+    assert_eq!(pts.last(), Some(&400));
+    assert!(!pts.contains(&100) && !pts.contains(&200), "{pts:?}");
+}
+
+#[test]
+fn frame_from_another_model_is_an_error() {
+    let mut h = decoder_harness(&[]);
+    let frames = util::encode_frames(64, 48, 1, 2);
+    let ret = push_frame(&mut h, &util::with_other_model_id(&frames[0]), 0);
+    assert!(ret.is_err(), "{ret:?}");
+
+    // Through a parser: the caps carry the foreign id, the decoder refuses with a message.
+    let run = util::run_with_appsrc(
+        "appsrc name=src caps=video/x-sic ! sicparse ! sicdec ! fakesink",
+        vec![util::with_other_model_id(&frames[0])],
+    );
+    let err = run.error.expect("an error");
+    assert!(err.contains("model"), "{err}");
+}
+
+#[test]
+fn properties_have_documented_defaults() {
+    util::init();
+    let dec = gst::ElementFactory::make("sicdec").build().unwrap();
+    assert_eq!(dec.property::<u32>("max-layers"), 0);
+    assert_eq!(dec.property::<u64>("seed"), 0);
+    assert_eq!(
+        dec.property::<gstsic::SamplingMode>("sampling"),
+        gstsic::SamplingMode::Model
+    );
+    for p in dec.list_properties() {
+        assert!(
+            !p.blurb().unwrap_or_default().is_empty(),
+            "{} has no blurb",
+            p.name()
+        );
+    }
+}
