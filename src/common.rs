@@ -210,7 +210,62 @@ pub fn stats_builder(
 }
 
 /// Maps a codec error raised while loading a model to a GStreamer error message.
-pub fn load_error(err: &codec::Error, dir: &std::path::Path) -> gst::ErrorMessage {
+/// Model and runtime settings shared by `sicenc` and `sicdec`.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSettings {
+    pub model_location: String,
+    pub execution_provider: ExecutionProvider,
+    pub device_id: i32,
+    pub threads: u32,
+}
+
+/// Loads the model bundle for an element's `start()`: the error names the missing file or
+/// library; the provider actually used for the heavy networks, and why, is logged at INFO
+/// (so `auto` says when it runs on the CPU).
+pub fn load_bundle(
+    cat: gst::DebugCategory,
+    element: &gst::Element,
+    settings: &ModelSettings,
+) -> Result<std::sync::Arc<codec::Bundle>, gst::ErrorMessage> {
+    let dir = if settings.model_location.is_empty() {
+        codec::Bundle::default_dir()
+    } else {
+        std::path::PathBuf::from(&settings.model_location)
+    };
+    let opts = codec::RuntimeOptions {
+        provider: settings.execution_provider.into(),
+        device_id: settings.device_id,
+        threads: settings.threads as usize,
+        ort_library: None,
+    };
+    let bundle = codec::Bundle::load(&dir, &opts).map_err(|e| load_error(&e, &dir))?;
+    gst::info!(
+        cat,
+        obj = element,
+        "loaded model {} ({}), {} levels, from {}; heavy networks on {} ({})",
+        bundle.name(),
+        bundle.model_id_hex(),
+        bundle.levels(),
+        dir.display(),
+        bundle.active_provider(),
+        bundle.provider_note()
+    );
+    Ok(bundle)
+}
+
+/// The read-only `active-provider` property both codec elements expose.
+pub fn active_provider_pspec() -> glib::ParamSpec {
+    glib::ParamSpecString::builder("active-provider")
+        .nick("Active execution provider")
+        .blurb(
+            "Where the heavy networks actually run once started (cpu or cuda; empty before \
+             start): execution-provider=auto resolves to one of them",
+        )
+        .read_only()
+        .build()
+}
+
+fn load_error(err: &codec::Error, dir: &std::path::Path) -> gst::ErrorMessage {
     match err {
         codec::Error::Runtime(m) => {
             gst::error_msg!(gst::LibraryError::Init, ("Cannot load ONNX Runtime: {}", m))

@@ -9,7 +9,6 @@
 //! A corrupt frame is dropped with a warning (counted against the base class' `max-errors`);
 //! a frame made by another model is an error.
 
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
@@ -157,6 +156,7 @@ impl ObjectImpl for SicDec {
                     .default_value(DEFAULT_MAX_LAYERS)
                     .mutable_playing()
                     .build(),
+                common::active_provider_pspec(),
             ]
         });
         PROPERTIES.as_ref()
@@ -180,6 +180,13 @@ impl ObjectImpl for SicDec {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "active-provider" {
+            let state = self.state.lock().unwrap();
+            let active = state
+                .as_ref()
+                .map(|s| s.bundle.active_provider().to_string());
+            return active.unwrap_or_default().to_value();
+        }
         let settings = self.settings.lock().unwrap();
         match pspec.name() {
             "model-location" => settings.model_location.to_value(),
@@ -292,29 +299,16 @@ impl SicDec {
 impl VideoDecoderImpl for SicDec {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let dir = if settings.model_location.is_empty() {
-            codec::Bundle::default_dir()
-        } else {
-            PathBuf::from(&settings.model_location)
-        };
-        let opts = codec::RuntimeOptions {
-            provider: settings.execution_provider.into(),
-            device_id: settings.device_id,
-            threads: settings.threads as usize,
-            ort_library: None,
-        };
-        let bundle: Arc<codec::Bundle> =
-            codec::Bundle::load(&dir, &opts).map_err(|e| common::load_error(&e, &dir))?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "loaded model {} ({}), {} levels, from {}, provider {:?}",
-            bundle.name(),
-            bundle.model_id_hex(),
-            bundle.levels(),
-            dir.display(),
-            bundle.active_provider()
-        );
+        let bundle = common::load_bundle(
+            *CAT,
+            self.obj().upcast_ref(),
+            &common::ModelSettings {
+                model_location: settings.model_location,
+                execution_provider: settings.execution_provider,
+                device_id: settings.device_id,
+                threads: settings.threads,
+            },
+        )?;
         *self.state.lock().unwrap() = Some(State {
             model_id: bundle.model_id_hex(),
             decoder: codec::Decoder::new(bundle.clone()),

@@ -7,7 +7,6 @@
 //! encoded at the negotiated number of layers and truncated (codec::thin) to the most layers that
 //! fit a per-frame budget, so the `layers` caps field is then the maximum a frame carries.
 
-use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
@@ -146,6 +145,7 @@ impl ObjectImpl for SicEnc {
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
+                common::active_provider_pspec(),
             ]
         });
         PROPERTIES.as_ref()
@@ -177,6 +177,13 @@ impl ObjectImpl for SicEnc {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "active-provider" {
+            let state = self.state.lock().unwrap();
+            let active = state
+                .as_ref()
+                .map(|s| s.encoder.bundle().active_provider().to_string());
+            return active.unwrap_or_default().to_value();
+        }
         let settings = self.settings.lock().unwrap();
         match pspec.name() {
             "model-location" => settings.model_location.to_value(),
@@ -321,28 +328,16 @@ impl SicEnc {
 impl VideoEncoderImpl for SicEnc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let dir = if settings.model_location.is_empty() {
-            codec::Bundle::default_dir()
-        } else {
-            PathBuf::from(&settings.model_location)
-        };
-        let opts = codec::RuntimeOptions {
-            provider: settings.execution_provider.into(),
-            device_id: settings.device_id,
-            threads: settings.threads as usize,
-            ort_library: None,
-        };
-        let bundle = codec::Bundle::load(&dir, &opts).map_err(|e| common::load_error(&e, &dir))?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "loaded model {} ({}), {} levels, from {}, provider {:?}",
-            bundle.name(),
-            bundle.model_id_hex(),
-            bundle.levels(),
-            dir.display(),
-            bundle.active_provider()
-        );
+        let bundle = common::load_bundle(
+            *CAT,
+            self.obj().upcast_ref(),
+            &common::ModelSettings {
+                model_location: settings.model_location,
+                execution_provider: settings.execution_provider,
+                device_id: settings.device_id,
+                threads: settings.threads,
+            },
+        )?;
         let levels = bundle.levels();
         let model_id = bundle.model_id_hex();
         *self.state.lock().unwrap() = Some(State {
