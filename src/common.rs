@@ -210,13 +210,93 @@ pub fn stats_builder(
 }
 
 /// Maps a codec error raised while loading a model to a GStreamer error message.
-/// Model and runtime settings shared by `sicenc` and `sicdec`.
+/// Model and runtime settings shared by `sicenc` and `sicdec`, with their properties.
 #[derive(Debug, Clone, Default)]
 pub struct ModelSettings {
     pub model_location: String,
     pub execution_provider: ExecutionProvider,
     pub device_id: i32,
     pub threads: u32,
+}
+
+impl ModelSettings {
+    /// `model-location`, `execution-provider`, `device-id`, `threads` and the read-only
+    /// `active-provider`; `network` names the heavy network the element runs.
+    pub fn properties(network: &str) -> Vec<glib::ParamSpec> {
+        let defaults = ModelSettings::default();
+        vec![
+            glib::ParamSpecString::builder("model-location")
+                .nick("Model location")
+                .blurb(
+                    "Directory of the SIC model bundle (model.json + ONNX graphs); empty = the \
+                     default bundle (SIC_MODEL_DIR, next to the plugin, or the source tree's \
+                     models/sic-lite)",
+                )
+                .default_value(Some(defaults.model_location.as_str()))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default(
+                "execution-provider",
+                defaults.execution_provider,
+            )
+            .nick("Execution provider")
+            .blurb(&format!(
+                "Where ONNX Runtime runs the {network} network (the entropy-parameter networks \
+                 always run on the CPU so every device decodes every stream)"
+            ))
+            .mutable_ready()
+            .build(),
+            glib::ParamSpecInt::builder("device-id")
+                .nick("Device ID")
+                .blurb("GPU index for the CUDA execution provider")
+                .minimum(0)
+                .maximum(i32::MAX)
+                .default_value(defaults.device_id)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("threads")
+                .nick("Threads")
+                .blurb("Intra-op threads for the heavy networks; 0 = ONNX Runtime's default")
+                .minimum(0)
+                .maximum(1024)
+                .default_value(defaults.threads)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("active-provider")
+                .nick("Active execution provider")
+                .blurb(
+                    "Where the heavy network actually runs once started (cpu or cuda; empty \
+                     before start): execution-provider=auto resolves to one of them",
+                )
+                .read_only()
+                .build(),
+        ]
+    }
+
+    /// Sets one of [`Self::properties`]; false when `name` is not one of them.
+    pub fn set_property(&mut self, name: &str, value: &glib::Value) -> bool {
+        match name {
+            "model-location" => {
+                self.model_location = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "execution-provider" => self.execution_provider = value.get().unwrap(),
+            "device-id" => self.device_id = value.get().unwrap(),
+            "threads" => self.threads = value.get().unwrap(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads one of [`Self::properties`] except `active-provider` (which lives in the state).
+    pub fn property(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "model-location" => self.model_location.to_value(),
+            "execution-provider" => self.execution_provider.to_value(),
+            "device-id" => self.device_id.to_value(),
+            "threads" => self.threads.to_value(),
+            _ => return None,
+        })
+    }
 }
 
 /// Loads the model bundle for an element's `start()`: the error names the missing file or
@@ -251,18 +331,6 @@ pub fn load_bundle(
         bundle.provider_note()
     );
     Ok(bundle)
-}
-
-/// The read-only `active-provider` property both codec elements expose.
-pub fn active_provider_pspec() -> glib::ParamSpec {
-    glib::ParamSpecString::builder("active-provider")
-        .nick("Active execution provider")
-        .blurb(
-            "Where the heavy networks actually run once started (cpu or cuda; empty before \
-             start): execution-provider=auto resolves to one of them",
-        )
-        .read_only()
-        .build()
 }
 
 fn load_error(err: &codec::Error, dir: &std::path::Path) -> gst::ErrorMessage {

@@ -18,38 +18,28 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use crate::codec;
-use crate::common::{self, ExecutionProvider, SamplingMode};
+use crate::common::{self, SamplingMode};
 
-const DEFAULT_MODEL_LOCATION: &str = "";
 const DEFAULT_SAMPLING: SamplingMode = SamplingMode::Model;
 const DEFAULT_SEED: u64 = 0;
-const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
-const DEFAULT_DEVICE_ID: i32 = 0;
-const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_MAX_LAYERS: u32 = 0;
 /// Multiplier that spreads frame numbers over the seed space (2^64 / golden ratio).
 const SEED_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
 #[derive(Debug, Clone)]
 struct Settings {
-    model_location: String,
+    model: common::ModelSettings,
     sampling: SamplingMode,
     seed: u64,
-    execution_provider: ExecutionProvider,
-    device_id: i32,
-    threads: u32,
     max_layers: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            model_location: DEFAULT_MODEL_LOCATION.into(),
+            model: common::ModelSettings::default(),
             sampling: DEFAULT_SAMPLING,
             seed: DEFAULT_SEED,
-            execution_provider: DEFAULT_EXECUTION_PROVIDER,
-            device_id: DEFAULT_DEVICE_ID,
-            threads: DEFAULT_THREADS,
             max_layers: DEFAULT_MAX_LAYERS,
         }
     }
@@ -97,17 +87,7 @@ impl ObjectImpl for SicDec {
 
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("model-location")
-                    .nick("Model location")
-                    .blurb(
-                        "Directory of the SIC model bundle (model.json + ONNX graphs); \
-                         empty = the default bundle (SIC_MODEL_DIR, next to the plugin, or the \
-                         source tree's models/sic-lite)",
-                    )
-                    .default_value(Some(DEFAULT_MODEL_LOCATION))
-                    .mutable_ready()
-                    .build(),
+            let mut props = vec![
                 glib::ParamSpecEnum::builder_with_default("sampling", DEFAULT_SAMPLING)
                     .nick("Sampling")
                     .blurb("How the slices a frame does not carry are filled")
@@ -124,30 +104,6 @@ impl ObjectImpl for SicDec {
                     .default_value(DEFAULT_SEED)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default(
-                    "execution-provider",
-                    DEFAULT_EXECUTION_PROVIDER,
-                )
-                .nick("Execution provider")
-                .blurb("Where ONNX Runtime runs the synthesis network")
-                .mutable_ready()
-                .build(),
-                glib::ParamSpecInt::builder("device-id")
-                    .nick("Device ID")
-                    .blurb("GPU index for the CUDA execution provider")
-                    .minimum(0)
-                    .maximum(i32::MAX)
-                    .default_value(DEFAULT_DEVICE_ID)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb("Intra-op threads for the heavy networks; 0 = ONNX Runtime's default")
-                    .minimum(0)
-                    .maximum(1024)
-                    .default_value(DEFAULT_THREADS)
-                    .mutable_ready()
-                    .build(),
                 glib::ParamSpecUInt::builder("max-layers")
                     .nick("Maximum layers")
                     .blurb("Decode at most this many of the layers a frame carries; 0 = all")
@@ -156,24 +112,21 @@ impl ObjectImpl for SicDec {
                     .default_value(DEFAULT_MAX_LAYERS)
                     .mutable_playing()
                     .build(),
-                common::active_provider_pspec(),
-            ]
+            ];
+            props.extend(common::ModelSettings::properties("synthesis"));
+            props
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock().unwrap();
+        if settings.model.set_property(pspec.name(), value) {
+            return;
+        }
         match pspec.name() {
-            "model-location" => {
-                settings.model_location =
-                    value.get::<Option<String>>().unwrap().unwrap_or_default();
-            }
             "sampling" => settings.sampling = value.get().unwrap(),
             "seed" => settings.seed = value.get().unwrap(),
-            "execution-provider" => settings.execution_provider = value.get().unwrap(),
-            "device-id" => settings.device_id = value.get().unwrap(),
-            "threads" => settings.threads = value.get().unwrap(),
             "max-layers" => settings.max_layers = value.get().unwrap(),
             _ => unimplemented!(),
         }
@@ -188,13 +141,12 @@ impl ObjectImpl for SicDec {
             return active.unwrap_or_default().to_value();
         }
         let settings = self.settings.lock().unwrap();
+        if let Some(value) = settings.model.property(pspec.name()) {
+            return value;
+        }
         match pspec.name() {
-            "model-location" => settings.model_location.to_value(),
             "sampling" => settings.sampling.to_value(),
             "seed" => settings.seed.to_value(),
-            "execution-provider" => settings.execution_provider.to_value(),
-            "device-id" => settings.device_id.to_value(),
-            "threads" => settings.threads.to_value(),
             "max-layers" => settings.max_layers.to_value(),
             _ => unimplemented!(),
         }
@@ -299,16 +251,7 @@ impl SicDec {
 impl VideoDecoderImpl for SicDec {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let bundle = common::load_bundle(
-            *CAT,
-            self.obj().upcast_ref(),
-            &common::ModelSettings {
-                model_location: settings.model_location,
-                execution_provider: settings.execution_provider,
-                device_id: settings.device_id,
-                threads: settings.threads,
-            },
-        )?;
+        let bundle = common::load_bundle(*CAT, self.obj().upcast_ref(), &settings.model)?;
         *self.state.lock().unwrap() = Some(State {
             model_id: bundle.model_id_hex(),
             decoder: codec::Decoder::new(bundle.clone()),

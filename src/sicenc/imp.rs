@@ -17,36 +17,26 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use crate::codec;
-use crate::common::{self, ExecutionProvider};
+use crate::common;
 
-const DEFAULT_MODEL_LOCATION: &str = "";
 const DEFAULT_LAYERS: u32 = 0;
 const DEFAULT_TARGET_BITRATE: u32 = 0;
-const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
-const DEFAULT_DEVICE_ID: i32 = 0;
-const DEFAULT_THREADS: u32 = 0;
 /// Frame rate assumed for the per-frame bit budget when neither the caps nor the frame say.
 const FALLBACK_FPS: f64 = 25.0;
 
 #[derive(Debug, Clone)]
 struct Settings {
-    model_location: String,
+    model: common::ModelSettings,
     layers: u32,
     target_bitrate: u32,
-    execution_provider: ExecutionProvider,
-    device_id: i32,
-    threads: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            model_location: DEFAULT_MODEL_LOCATION.into(),
+            model: common::ModelSettings::default(),
             layers: DEFAULT_LAYERS,
             target_bitrate: DEFAULT_TARGET_BITRATE,
-            execution_provider: DEFAULT_EXECUTION_PROVIDER,
-            device_id: DEFAULT_DEVICE_ID,
-            threads: DEFAULT_THREADS,
         }
     }
 }
@@ -88,17 +78,7 @@ impl ObjectSubclass for SicEnc {
 impl ObjectImpl for SicEnc {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("model-location")
-                    .nick("Model location")
-                    .blurb(
-                        "Directory of the SIC model bundle (model.json + ONNX graphs); \
-                         empty = the default bundle (SIC_MODEL_DIR, next to the plugin, or the \
-                         source tree's models/sic-lite)",
-                    )
-                    .default_value(Some(DEFAULT_MODEL_LOCATION))
-                    .mutable_ready()
-                    .build(),
+            let mut props = vec![
                 glib::ParamSpecUInt::builder("layers")
                     .nick("Layers")
                     .blurb(
@@ -121,43 +101,19 @@ impl ObjectImpl for SicEnc {
                     .default_value(DEFAULT_TARGET_BITRATE)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default(
-                    "execution-provider",
-                    DEFAULT_EXECUTION_PROVIDER,
-                )
-                .nick("Execution provider")
-                .blurb("Where ONNX Runtime runs the analysis network")
-                .mutable_ready()
-                .build(),
-                glib::ParamSpecInt::builder("device-id")
-                    .nick("Device ID")
-                    .blurb("GPU index for the CUDA execution provider")
-                    .minimum(0)
-                    .maximum(i32::MAX)
-                    .default_value(DEFAULT_DEVICE_ID)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb("Intra-op threads for the heavy networks; 0 = ONNX Runtime's default")
-                    .minimum(0)
-                    .maximum(1024)
-                    .default_value(DEFAULT_THREADS)
-                    .mutable_ready()
-                    .build(),
-                common::active_provider_pspec(),
-            ]
+            ];
+            props.extend(common::ModelSettings::properties("analysis"));
+            props
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock().unwrap();
+        if settings.model.set_property(pspec.name(), value) {
+            return;
+        }
         match pspec.name() {
-            "model-location" => {
-                settings.model_location =
-                    value.get::<Option<String>>().unwrap().unwrap_or_default();
-            }
             "layers" => {
                 let layers = value.get().unwrap();
                 if layers != settings.layers {
@@ -169,9 +125,6 @@ impl ObjectImpl for SicEnc {
                 }
             }
             "target-bitrate" => settings.target_bitrate = value.get().unwrap(),
-            "execution-provider" => settings.execution_provider = value.get().unwrap(),
-            "device-id" => settings.device_id = value.get().unwrap(),
-            "threads" => settings.threads = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -185,13 +138,12 @@ impl ObjectImpl for SicEnc {
             return active.unwrap_or_default().to_value();
         }
         let settings = self.settings.lock().unwrap();
+        if let Some(value) = settings.model.property(pspec.name()) {
+            return value;
+        }
         match pspec.name() {
-            "model-location" => settings.model_location.to_value(),
             "layers" => settings.layers.to_value(),
             "target-bitrate" => settings.target_bitrate.to_value(),
-            "execution-provider" => settings.execution_provider.to_value(),
-            "device-id" => settings.device_id.to_value(),
-            "threads" => settings.threads.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -328,16 +280,7 @@ impl SicEnc {
 impl VideoEncoderImpl for SicEnc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let bundle = common::load_bundle(
-            *CAT,
-            self.obj().upcast_ref(),
-            &common::ModelSettings {
-                model_location: settings.model_location,
-                execution_provider: settings.execution_provider,
-                device_id: settings.device_id,
-                threads: settings.threads,
-            },
-        )?;
+        let bundle = common::load_bundle(*CAT, self.obj().upcast_ref(), &settings.model)?;
         let levels = bundle.levels();
         let model_id = bundle.model_id_hex();
         *self.state.lock().unwrap() = Some(State {
