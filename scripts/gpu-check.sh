@@ -34,6 +34,7 @@ else
     export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$here}"
 fi
 export SIC_MODEL_DIR="${SIC_MODEL_DIR:-$PWD/models/sic-lite}"
+sizes="${SIC_CHECK_SIZES:-1280x720 1920x1080}"   # override for a quick dry run
 out="${OUT:-out/gpu}"
 mkdir -p "$out"
 log="$out/gpu-check.log"
@@ -62,7 +63,7 @@ fps() { # fps WxH "ELEMENTS..."
 
 say "== gst-launch-1.0 frames per second (execution-provider=cuda)"
 printf '%-10s %-12s %10s %10s\n' size provider "encode fps" "enc+dec fps" | tee -a "$log"
-for size in 1280x720 1920x1080; do
+for size in $sizes; do
     for ep in cuda cpu; do
         e=$(fps "$size" "sicenc execution-provider=$ep ! fakesink")
         ed=$(fps "$size" "sicenc execution-provider=$ep ! sicdec execution-provider=$ep ! fakesink")
@@ -79,6 +80,6 @@ say "== cross-device decode (GPU-encoded on CPU and back)"
 
 say "== per-stage benchmark"
 for ep in cuda cpu; do
-    "$bench" --provider "$ep" --sizes 1280x720,1920x1080 --frames 10 --model "$SIC_MODEL_DIR" 2>&1 | tee -a "$log"
+    "$bench" --provider "$ep" --sizes "${sizes// /,}" --frames 10 --model "$SIC_MODEL_DIR" 2>&1 | tee -a "$log"
 done
 say "== results in $log"
