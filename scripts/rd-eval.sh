@@ -5,12 +5,14 @@
 # docs/results/*.png.
 #
 #   scripts/rd-eval.sh            full run: 8 photos, all settings, every SIC level
-#   scripts/rd-eval.sh --quick    2 photos, fewer settings (a few minutes on 2 cores)
+#   scripts/rd-eval.sh --quick    2 photos, fewer settings (a few minutes on 2 cores); writes
+#                                 out/rd-quick/ (points.csv, results.md, results/) only
 #   scripts/rd-eval.sh --help     every option of `python -m evaluation`
 #
 # Installs what it needs: Debian GStreamer plugin packages and OpenJPEG tools (apt-get), a
-# Python venv at ${SIC_WORK:-~/.cache/sic}/venv, and builds target/release/libgstsic.so if it
-# is missing (if that fails the classical codecs are still evaluated and results.md says so).
+# Python venv at ${SIC_WORK:-~/.cache/sic}/venv, and runs `cargo build --release` for
+# target/release/libgstsic.so (skip with SIC_NO_BUILD=1; if there is no plugin the classical
+# codecs are still evaluated and results.md says why SIC is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -50,9 +52,16 @@ if [ ! -e .ort/current/libonnxruntime.so ] && [ -x scripts/setup.sh ]; then
     scripts/setup.sh || echo "rd-eval: scripts/setup.sh failed; SIC may not load" >&2
 fi
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$repo/.ort/current/libonnxruntime.so}
-if [ ! -e target/release/libgstsic.so ] && command -v cargo >/dev/null; then
-    echo "rd-eval: building the plugin (cargo build --release)"
-    nice -n 10 cargo build --release -q || echo "rd-eval: cargo build failed; SIC will be skipped" >&2
+# (re)build unless SIC_NO_BUILD=1; a no-op when target/release is up to date
+if [ "${SIC_NO_BUILD:-0}" != 1 ] && command -v cargo >/dev/null; then
+    echo "rd-eval: cargo build --release"
+    if ! nice -n 10 cargo build --release -q; then
+        if [ -e target/release/libgstsic.so ]; then
+            echo "rd-eval: cargo build failed; evaluating the existing target/release/libgstsic.so" >&2
+        else
+            echo "rd-eval: cargo build failed; SIC will be skipped (see docs/results.md)" >&2
+        fi
+    fi
 fi
 
 # --- run ------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ cargo test --doc 2>&1
 
 venv="${SIC_WORK:-$HOME/.cache/sic}/venv"
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch" 2>/dev/null; then
-    echo "== pytest (models/training)"
-    (cd models && "$venv/bin/python" -m pytest -q training/tests)
+    echo "== pytest (models/training, models/evaluation)"
+    (cd models && "$venv/bin/python" -m pytest -q training/tests evaluation/tests)
 else
     echo "== pytest skipped: no training venv at $venv (scripts/train.sh creates it)"
 fi

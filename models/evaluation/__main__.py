@@ -16,8 +16,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m evaluation",
                                  description="Rate-distortion-perception evaluation (SIC vs classical codecs)")
     ap.add_argument("--quick", action="store_true", help="2 photos, fewer settings")
-    ap.add_argument("--out", default=str(repo / "out" / "rd"), help="output folder (CSV, bitstreams)")
-    ap.add_argument("--docs", default=str(repo / "docs"), help="where results.md and results/ go")
+    ap.add_argument("--out", help="output folder (CSV, bitstreams); default out/rd, "
+                    "with --quick out/rd-quick")
+    ap.add_argument("--docs", help="where results.md and results/ go; default docs/, with --quick "
+                    "the --out folder (a quick run never overwrites docs/results.md)")
     ap.add_argument("--work", default=os.environ.get("SIC_WORK", str(Path.home() / ".cache" / "sic")))
     ap.add_argument("--model", default=str(repo / "models" / "sic-lite"), help="SIC model bundle")
     ap.add_argument("--images", type=lambda s: s.split(","), help="comma-separated subset")
@@ -35,6 +37,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.out is None:
+        args.out = str(repo / "out" / ("rd-quick" if args.quick else "rd"))
+    if args.docs is None:
+        args.docs = args.out if args.quick else str(repo / "docs")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     docs = Path(args.docs).resolve()
@@ -57,7 +63,11 @@ def main(argv=None):
         meta["seconds"] = seconds
         meta["started"] = started
         (out / "run.json").write_text(json.dumps(meta, indent=1))
-    command = args.command or ("scripts/rd-eval.sh" + (" --quick" if meta["quick"] else ""))
+    command = args.command or meta.get("command") or (
+        "scripts/rd-eval.sh" + (" --quick" if meta["quick"] else ""))
+    if not args.report_only:
+        meta["command"] = command
+        (out / "run.json").write_text(json.dumps(meta, indent=1))
     md = report.write_results(rows, meta, repo, model_dir, docs, command, out, started, seconds)
     log(f"wrote {out / 'points.csv'} and {md}")
     if meta["problems"]:

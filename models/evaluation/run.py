@@ -101,7 +101,8 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
     for p in problems:
         log(p)
 
-    levels = sic_levels(model_dir)
+    model = json.loads((model_dir / "model.json").read_text())
+    levels = int(model["levels"])
     if args.sic_levels:
         sic_set = [int(v) for v in args.sic_levels.split(",")]
     elif quick:   # 1, L/4, L/2, L
@@ -119,7 +120,7 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
     csv_path = out / "points.csv"
     # --reuse: classical points of an earlier run with the same settings are kept (SIC never:
     # the model changes while it trains)
-    previous, old_settings = {}, {}
+    previous, old_settings, reused = {}, {}, set()
     if args.reuse and csv_path.exists() and (out / "run.json").exists():
         old_settings = json.loads((out / "run.json").read_text()).get("settings", {})
         for r in read_csv(csv_path):
@@ -137,6 +138,7 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
             if (c in CLASSICAL and old and old_settings.get(c) == settings_used[c]
                     and len(old) == len(settings_used[c])):
                 rows.extend(old)
+                reused.add(c)
                 log(f"{name:16s} {LABELS[c]:22s} reused {len(old)} points from the previous run")
                 continue
             if c == "sic":
@@ -170,6 +172,7 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
     meta = {"images": {n: list(images.read_rgb(paths[n]).shape[:2]) for n in names},
             "problems": problems, "timings_s": timings, "quick": quick,
             "sic_levels": sic_set, "seed": args.seed, "settings": settings_used,
-            "codecs": active}
+            "codecs": active, "reused": sorted(reused),
+            "model": {k: model.get(k) for k in ("name", "model_id", "levels", "training")}}
     (out / "run.json").write_text(json.dumps(meta, indent=1))
     return rows, meta
