@@ -113,7 +113,7 @@ def train(a):
     cfg = ModelConfig()
     model = SICLite(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
-    step, wall = 0, 0.0
+    step, wall, history = 0, 0.0, []
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = ModelConfig.from_dict(ck["config"])
@@ -122,6 +122,17 @@ def train(a):
         opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
         opt.load_state_dict(ck["optimizer"])
         step, wall = ck["step"], ck["wall_time_s"]
+        history = ck.get("history")
+        if history is None:   # checkpoints written before the run history was recorded
+            ar = ck.get("args", {})
+            history = [{"from_step": 0, "device": ck.get("device", "cpu"),
+                        "warm_steps": int(ar.get("warm_steps", 0)),
+                        "lr": float(ar.get("lr_warm", 0)),
+                        "lambda_scale_d": float(ar.get("lambda_d_scale", 1)),
+                        "lambda_scale_p": float(ar.get("lambda_p_scale", 1)),
+                        "lambda_scale_r": float(ar.get("lambda_r_scale", 1)),
+                        "lambda_c": float(ar.get("lambda_c", 0.1)),
+                        "lpips": ar.get("no_lpips") != "True"}]
         torch.set_rng_state(ck["rng"]["torch"])
         np.random.set_state(ck["rng"]["numpy"])
         random.setstate(ck["rng"]["python"])
@@ -133,6 +144,12 @@ def train(a):
         print(f"new model: {count_parameters(model) / 1e6:.2f} M parameters, "
               f"checkpoint {ckpt_path}", flush=True)
     lp = None if a.no_lpips else LPIPS(device)
+    # one entry per run: what the steps from here on were trained with
+    history.append({"from_step": step, "device": str(device), "threads": torch.get_num_threads(),
+                    "lr": a.lr_warm if step < a.warm_steps else a.lr, "warm_steps": a.warm_steps,
+                    "lambda_scale_d": a.lambda_d_scale, "lambda_scale_p": a.lambda_p_scale,
+                    "lambda_scale_r": a.lambda_r_scale, "lambda_c": a.lambda_c,
+                    "lpips": not a.no_lpips})
 
     stop = {"flag": False}
 
@@ -149,9 +166,10 @@ def train(a):
                "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
         atomic_save({"config": cfg.to_dict(), "model": model.state_dict(),
                      "optimizer": opt.state_dict(), "step": step, "wall_time_s": wall,
-                     "rng": rng, "device": str(device),
+                     "rng": rng, "device": str(device), "history": history,
                      "args": {k: str(v) for k, v in vars(a).items()},
-                     "training": training_record(step, wall, device, a, cfg)}, ckpt_path)
+                     "training": training_record(step, wall, device, a, cfg, history)},
+                    ckpt_path)
 
     t_start = time.time()
     t_log, s_log = time.time(), step
@@ -198,12 +216,14 @@ def LPIPS(device):
     return LPIPSAlex().to(device)
 
 
-def training_record(step, wall, device, a, cfg):
+def training_record(step, wall, device, a, cfg, history=()):
     return {"steps": int(step), "wall_time_s": round(float(wall)), "device": str(device),
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "data": DATA_DESCRIPTION, "crop": a.crop, "batch": a.batch,
-            "optimizer": f"Adam lr {a.lr_warm:g} for {a.warm_steps} steps, then {a.lr:g}",
+            "optimizer": "Adam, gradient norm clipped at 1; learning rate and lambda scales "
+                         "of each step range in `runs` (the `lambda` entry is the last run's)",
             "lambda": lambda_record(cfg.levels, a),
+            "runs": list(history),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
