@@ -185,7 +185,7 @@ def write_golden(out: Path, tensors: dict, source: str):
     (g / "SOURCE.txt").write_text(source + "\n")
 
 
-def export_bundle(model, out, training: dict, name="sic-lite", default_sampling="uniform",
+def export_bundle(model, out, training: dict, name="sic-lite", default_sampling="mean",
                   golden_photo=None):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
