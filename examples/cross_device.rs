@@ -12,25 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use gstsic::codec::{
-    Bundle, Decoder, Encoder, ExecutionProvider, ImageRef, PixelFormat, RuntimeOptions, Sampling,
-};
+#[path = "support/mod.rs"]
+mod support;
 
-fn read_png(path: &str) -> Result<(u32, u32, Vec<u8>), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().map_err(|e| format!("{path}: {e}"))?;
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader
-        .next_frame(&mut buf)
-        .map_err(|e| format!("{path}: {e}"))?;
-    if info.color_type.samples() != 3 {
-        return Err(format!("{path}: expected an RGB PNG"));
-    }
-    buf.truncate(info.buffer_size());
-    Ok((info.width, info.height, buf))
-}
+use gstsic::codec::{Bundle, Decoder, Encoder, ExecutionProvider, RuntimeOptions, Sampling};
 
 fn run() -> Result<bool, String> {
     let mut model = Bundle::default_dir();
@@ -42,14 +27,8 @@ fn run() -> Result<bool, String> {
             _ => image_path = a,
         }
     }
-    let (w, h, pixels) = read_png(&image_path)?;
-    let image = ImageRef {
-        width: w,
-        height: h,
-        stride: w as usize * 3,
-        format: PixelFormat::Rgb,
-        data: &pixels,
-    };
+    let photo = support::read_png(std::path::Path::new(&image_path))?;
+    let image = photo.as_image_ref();
     let load = |provider, threads| {
         let opts = RuntimeOptions {
             provider,
