@@ -143,6 +143,25 @@ fn corrupt_frames_are_dropped_not_fatal() {
 }
 
 #[test]
+fn frame_bigger_than_the_caps_announce_is_dropped() {
+    util::init();
+    let mut h = gst_check::Harness::new("sicdec");
+    h.set_src_caps_str("video/x-sic,width=32,height=24");
+    let small = util::encode_frames(32, 24, 1, 1);
+    let big = util::encode_frames(64, 48, 1, 1);
+    push_frame(&mut h, &small[0], 0).unwrap();
+    // Declares 4x the area the caps allow: refused before any network runs, not fatal.
+    push_frame(&mut h, &big[0], 100).unwrap();
+    push_frame(&mut h, &small[0], 200).unwrap();
+    h.push_event(gst::event::Eos::new());
+    let mut pts = Vec::new();
+    while let Some(buf) = h.try_pull() {
+        pts.push(buf.pts().unwrap().mseconds());
+    }
+    assert_eq!(pts, [0, 200]);
+}
+
+#[test]
 fn frame_from_another_model_is_an_error() {
     let mut h = decoder_harness(&[]);
     let frames = util::encode_frames(64, 48, 1, 2);

@@ -291,6 +291,14 @@ impl VideoDecoderImpl for SicDec {
             gst::element_imp_error!(self, gst::StreamError::WrongType, ("{}", msg));
             return Err(gst::loggable_error!(CAT, "{}", msg));
         }
+        // Frame headers are untrusted: when the caps announce the picture size, a frame that
+        // declares a bigger one is refused before any network runs (decoding costs memory and
+        // time in proportion to the declared size).
+        let info = input_state.info();
+        let area = u64::from(info.width()) * u64::from(info.height());
+        state
+            .decoder
+            .set_max_area(if area > 0 { area } else { codec::MAX_AREA });
         state.input_state = Some(input_state.clone());
         // Output size comes from the frame headers; renegotiate on the next frame.
         state.output = None;
