@@ -47,11 +47,12 @@ fn encode_decode_to_fakesink() {
     }
 }
 
-#[test]
-fn capsfilter_selects_two_layers() {
+/// Runs `sicenc ! <chain>` on N frames, keeping the coded frames (`coded`) and their decode
+/// (`out`), and checks that every coded frame carries `layers` in its header and caps.
+fn run_coded_and_decoded(chain: &str, layers: u8) -> util::Run {
     let run = util::run_pipeline(
         &format!(
-            "{} ! sicenc ! video/x-sic,layers=2 ! tee name=t \
+            "{} ! sicenc ! {chain} ! tee name=t \
              t. ! queue ! appsink name=coded sync=false \
              t. ! queue ! sicdec ! {RGB_SINK}",
             src("smpte")
@@ -61,10 +62,16 @@ fn capsfilter_selects_two_layers() {
     assert!(run.eos, "no EOS: {:?}", run.error);
     assert_eq!(run.samples("coded").len(), N);
     for s in run.samples("coded") {
-        assert_eq!(util::sample_layers(s), 2);
-        assert_eq!(util::caps_layers(s), 2);
+        assert_eq!(util::sample_layers(s), layers);
+        assert_eq!(util::caps_layers(s), i32::from(layers));
     }
     assert_eq!(run.samples("out").len(), N);
+    run
+}
+
+#[test]
+fn capsfilter_selects_two_layers() {
+    let run = run_coded_and_decoded("video/x-sic,layers=2", 2);
     for s in run.stats_of("sicdec") {
         assert_eq!(s.get::<u32>("layers").unwrap(), 2);
     }
@@ -72,22 +79,7 @@ fn capsfilter_selects_two_layers() {
 
 #[test]
 fn siclayers_thins_to_one_layer() {
-    let run = util::run_pipeline(
-        &format!(
-            "{} ! sicenc ! siclayers layers=1 ! tee name=t \
-             t. ! queue ! appsink name=coded sync=false \
-             t. ! queue ! sicdec ! {RGB_SINK}",
-            src("smpte")
-        ),
-        T,
-    );
-    assert!(run.eos, "no EOS: {:?}", run.error);
-    assert_eq!(run.samples("coded").len(), N);
-    for s in run.samples("coded") {
-        assert_eq!(util::sample_layers(s), 1);
-        assert_eq!(util::caps_layers(s), 1);
-    }
-    assert_eq!(run.samples("out").len(), N);
+    let run = run_coded_and_decoded("siclayers layers=1", 1);
     // The encoder still produced every level (the thinner dropped them).
     let levels = util::bundle().levels() as u32;
     for s in run.stats_of("sicenc") {

@@ -40,16 +40,5 @@ pub fn write_png(path: &Path, img: &RgbImage) -> Result<(), String> {
 }
 
 pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .map(|(&p, &q)| (p as f64 - q as f64).powi(2))
-        .sum::<f64>()
-        / a.data.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
+    gstsic::codec::psnr(&a.data, &b.data)
 }

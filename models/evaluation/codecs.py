@@ -88,38 +88,40 @@ def webp(name, rgb, png, workdir: Path, settings):
         yield Point("WebP", f"q={q}", f.stat().st_size, read_rgb(out), "webpenc, 4:2:0")
 
 
-# ---------------------------------------------------------------- H.264 intra (x264enc)
+# ---------------------------------------------------------------- H.264 / HEVC intra (x264enc, x265enc)
+def _video_intra(name, rgb, workdir: Path, settings, *, tag, codec, chroma, raw_format,
+                 encoder, label, note):
+    """One intra frame per QP through `encoder` (a format string with {qp}); bytes count the
+    elementary stream with the encoder's SEI dropped, and that stripped stream is decoded."""
+    raw, w, h = _prepare_planes(rgb, workdir, f"{name}.{tag}", chroma, 8)
+    fmt = raw_format.upper()
+    for qp in settings:
+        f = workdir / f"{name}.{tag}.qp{qp}.{codec}"
+        fs = workdir / f"{name}.{tag}.qp{qp}.nosei.{codec}"
+        out = workdir / f"{name}.{tag}.qp{qp}.dec.yuv"
+        gst(f"{_raw_source(raw, raw_format, w, h)} ! {encoder.format(qp=qp)} ! "
+            f"video/x-{codec},stream-format=byte-stream,alignment=au ! filesink location={f}")
+        fs.write_bytes(annexb.strip_sei(f.read_bytes(), codec))
+        gst(f"filesrc location={fs} ! {codec}parse ! avdec_{codec} ! video/x-raw,format={fmt} ! "
+            f"filesink location={out}")
+        yield Point(label, f"qp={qp}", fs.stat().st_size,
+                    _read_planes(out, w, h, chroma, rgb.shape[:2]), note)
+
+
 def x264(name, rgb, png, workdir: Path, settings):
-    raw, w, h = _prepare_planes(rgb, workdir, f"{name}.x264", "420", 8)
-    for qp in settings:
-        f = workdir / f"{name}.x264.qp{qp}.h264"
-        fs = workdir / f"{name}.x264.qp{qp}.nosei.h264"
-        out = workdir / f"{name}.x264.qp{qp}.dec.yuv"
-        gst(f"{_raw_source(raw, 'i420', w, h)} ! x264enc pass=quant quantizer={qp} "
-            f"key-int-max=1 bframes=0 speed-preset=veryslow tune=stillimage ! "
-            f"video/x-h264,stream-format=byte-stream,alignment=au ! filesink location={f}")
-        fs.write_bytes(annexb.strip_sei(f.read_bytes(), "h264"))
-        gst(f"filesrc location={fs} ! h264parse ! avdec_h264 ! video/x-raw,format=I420 ! "
-            f"filesink location={out}")
-        yield Point("H.264 intra (x264)", f"qp={qp}", fs.stat().st_size,
-                    _read_planes(out, w, h, "420", rgb.shape[:2]), "x264enc High, 4:2:0, SEI dropped")
+    yield from _video_intra(
+        name, rgb, workdir, settings, tag="x264", codec="h264", chroma="420", raw_format="i420",
+        encoder="x264enc pass=quant quantizer={qp} key-int-max=1 bframes=0 "
+                "speed-preset=veryslow tune=stillimage",
+        label="H.264 intra (x264)", note="x264enc High, 4:2:0, SEI dropped")
 
 
-# ---------------------------------------------------------------- HEVC intra (x265enc)
 def x265(name, rgb, png, workdir: Path, settings):
-    raw, w, h = _prepare_planes(rgb, workdir, f"{name}.x265", "444", 8)
-    for qp in settings:
-        f = workdir / f"{name}.x265.qp{qp}.h265"
-        fs = workdir / f"{name}.x265.qp{qp}.nosei.h265"
-        out = workdir / f"{name}.x265.qp{qp}.dec.yuv"
-        gst(f"{_raw_source(raw, 'y444', w, h)} ! x265enc qp={qp} key-int-max=1 "
-            f"speed-preset=slower option-string=info=0:repeat-headers=0 ! "
-            f"video/x-h265,stream-format=byte-stream,alignment=au ! filesink location={f}")
-        fs.write_bytes(annexb.strip_sei(f.read_bytes(), "h265"))
-        gst(f"filesrc location={fs} ! h265parse ! avdec_h265 ! video/x-raw,format=Y444 ! "
-            f"filesink location={out}")
-        yield Point("HEVC intra (x265)", f"qp={qp}", fs.stat().st_size,
-                    _read_planes(out, w, h, "444", rgb.shape[:2]), "x265enc Main 4:4:4, SEI dropped")
+    yield from _video_intra(
+        name, rgb, workdir, settings, tag="x265", codec="h265", chroma="444", raw_format="y444",
+        encoder="x265enc qp={qp} key-int-max=1 speed-preset=slower "
+                "option-string=info=0:repeat-headers=0",
+        label="HEVC intra (x265)", note="x265enc Main 4:4:4, SEI dropped")
 
 
 # ---------------------------------------------------------------- layered JPEG 2000 (OpenJPEG)

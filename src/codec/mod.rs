@@ -179,6 +179,21 @@ pub struct RgbImage {
     pub data: Vec<u8>,
 }
 
+/// PSNR in dB between two 8-bit pictures (same layout, same length): infinite when identical,
+/// NaN when the lengths differ or the pictures are empty.
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return f64::NAN;
+    }
+    let sse: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = sse / a.len() as f64;
+    10.0 * (255.0 * 255.0 / mse).log10()
+}
+
 impl RgbImage {
     /// Writes the picture into `dst` (rows of `stride` bytes) in `format`; alpha/padding = 255.
     pub fn write_to(
@@ -281,4 +296,18 @@ pub(crate) fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod psnr_tests {
+    use super::psnr;
+
+    #[test]
+    fn psnr_known_values() {
+        // MSE 1 → 10·log10(255²) = 48.13 dB.
+        assert!((psnr(&[10, 20], &[11, 19]) - 48.1308).abs() < 1e-3);
+        assert_eq!(psnr(&[5, 6], &[5, 6]), f64::INFINITY);
+        assert!(psnr(&[1], &[1, 2]).is_nan());
+        assert!(psnr(&[], &[]).is_nan());
+    }
 }

@@ -74,14 +74,7 @@ pub fn as_ref(img: &RgbImage) -> ImageRef<'_> {
 
 pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!((a.width, a.height), (b.width, b.height));
-    let mse: f64 = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .map(|(&p, &q)| (p as f64 - q as f64).powi(2))
-        .sum::<f64>()
-        / a.data.len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
+    gstsic::codec::psnr(&a.data, &b.data)
 }
 
 /// Bit patterns, for exact comparisons of f32 data.

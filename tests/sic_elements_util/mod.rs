@@ -265,20 +265,7 @@ pub fn rgb_pixels(sample: &gst::Sample) -> (u32, u32, Vec<u8>) {
 /// PSNR in dB between two 8-bit pictures of the same size.
 pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let mse: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| {
-            let d = f64::from(x) - f64::from(y);
-            d * d
-        })
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        99.0
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
+    gstsic::codec::psnr(a, b)
 }
 
 /// Source frames of `videotestsrc pattern=<pattern>` as packed RGB (W x H).
