@@ -5,12 +5,13 @@ from dataclasses import dataclass, field, asdict
 
 @dataclass(frozen=True)
 class ModelConfig:
-    N: int = 64                 # channels of g_a / g_s
+    N: int = 128                # channels of g_a / g_s
     M: int = 256                # latent channels
     Nh: int = 128               # channels inside h_a / h_s
     Cz: int = 64                # hyper-latent channels (z_channels)
     Ch: int = 128               # hyper feature channels (hyper_channels)
-    slice_widths: tuple = (32,) * 8
+    # narrow first slices keep level 1 near 0.1 bpp; wider late slices carry the detail
+    slice_widths: tuple = (16, 16, 24, 32, 32, 40, 48, 48)
     slice_hidden: int = 128     # width of the slice parameter networks
     scale_min: float = 0.11     # lower bound of every predicted scale
 

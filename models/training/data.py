@@ -129,12 +129,13 @@ def fetch_eval_photos(dest: Path = None, verbose=True):
 
 
 class CropDataset:
-    """All photos in memory (uint8); random crops with horizontal/vertical flips."""
+    """All photos (PNG or JPEG) in memory (uint8); random crops with horizontal/vertical flips."""
 
     def __init__(self, folder: Path, crop=128, seed=0):
         from PIL import Image
         self.images = [np.asarray(Image.open(p).convert("RGB"))
-                       for p in sorted(Path(folder).glob("*.png"))]
+                       for p in sorted(Path(folder).iterdir())
+                       if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
         if not self.images:
             raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
         self.crop = crop

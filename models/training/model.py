@@ -84,8 +84,9 @@ class SICLite(nn.Module):
         return torch.cat(parts, 1)
 
     # -- training forward ---------------------------------------------------------------------
-    def forward(self, x, level: int, sample: bool = True):
-        """Returns full-latent and level-`level` reconstructions, rates in bits per pixel."""
+    def forward(self, x, level: int, fill: str = "mean"):
+        """Returns full-latent and level-`level` reconstructions, rates in bits per pixel.
+        `fill` says how the level-`level` reconstruction fills the untransmitted slices."""
         B, _, H, W = x.shape
         npix = B * H * W
         y, z = self.analysis(x)
@@ -109,8 +110,7 @@ class SICLite(nn.Module):
         out = {"y": y, "y_hat": y_hat, "x_full": x_full, "rate_z": rate_z,
                "rate_y": torch.stack(rate_y)}
         if level < self.cfg.levels:
-            y_lvl = self.fill_untransmitted(hyper, y_hat, level,
-                                            "uniform" if sample else "mean")
+            y_lvl = self.fill_untransmitted(hyper, y_hat, level, fill)
             out["x_level"] = self.g_s(y_lvl)
         else:
             out["x_level"] = x_full

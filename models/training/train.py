@@ -41,6 +41,15 @@ def add_train_args(p):
     p.add_argument("--no-lpips", action="store_true", help="drop the LPIPS term (faster)")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--fill-uniform", type=float, default=0.0,
+                   help="probability that a step's level term fills the untransmitted slices by "
+                        "uniform sampling instead of their means (0: always the means)")
+    p.add_argument("--lr-drops", default="",
+                   help="time-based learning rates for this run: 'MIN:LR,...' uses LR from MIN "
+                        "minutes after the run started (for fixed-length GPU runs)")
+    p.add_argument("--N", type=int, default=None, help="g_a/g_s width of a new model")
+    p.add_argument("--slice-widths", default=None,
+                   help="comma-separated slice widths of a new model (sum = M)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
 
@@ -77,9 +86,31 @@ def level_for_step(step: int, levels: int) -> int:
     return levels - (step % levels)
 
 
+def parse_lr_drops(text):
+    """'6:1e-4,7.5:2e-5' -> [(6.0, 1e-4), (7.5, 2e-5)] sorted by time."""
+    out = []
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        m, lr = part.split(":")
+        out.append((float(m), float(lr)))
+    return sorted(out)
+
+
+def new_config(a) -> ModelConfig:
+    kw = {}
+    if a.N:
+        kw["N"] = a.N
+    if a.slice_widths:
+        kw["slice_widths"] = tuple(int(w) for w in a.slice_widths.split(","))
+        kw["M"] = sum(kw["slice_widths"])
+    return ModelConfig(**kw)
+
+
 def loss_terms(model, lp, x, level, a):
     L = model.cfg.levels
-    out = model(x, level)
+    # Mean filling keeps g_s free to use every slice; uniform sampling (the paper's synonymous
+    # fill) teaches it to tolerate the decoder's sampling mode but penalises late slices.
+    fill = "uniform" if a.fill_uniform > 0 and random.random() < a.fill_uniform else "mean"
+    out = model(x, level, fill)
     mse_full = F.mse_loss(out["x_full"], x)
     mse_lvl = F.mse_loss(out["x_level"], x)
     if lp is not None:
@@ -110,17 +141,25 @@ def train(a):
     device = torch.device(a.device)
     ckpt_path = Path(a.ckpt or default_ckpt())
     data = CropDataset(a.data or train_dir(), crop=a.crop, seed=a.seed)
-    cfg = ModelConfig()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True   # fixed crop size: pick the fastest kernels once
+    cfg = new_config(a)
     model = SICLite(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
-    step, wall, history = 0, 0.0, []
+    step, wall, history, resumed_note = 0, 0.0, [], None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = ModelConfig.from_dict(ck["config"])
         model = SICLite(cfg).to(device)
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
-        opt.load_state_dict(ck["optimizer"])
+        if "optimizer" in ck:
+            opt.load_state_dict(ck["optimizer"])
+        else:   # weights brought back from a GPU run without the optimizer moments
+            print("checkpoint has no optimizer state: Adam starts afresh", flush=True)
+            resumed_note = "weights only (as brought back from a GPU run): Adam restarted"
         step, wall = ck["step"], ck["wall_time_s"]
         history = ck.get("history")
         if history is None:   # checkpoints written before the run history was recorded
@@ -133,23 +172,31 @@ def train(a):
                         "lambda_scale_r": float(ar.get("lambda_r_scale", 1)),
                         "lambda_c": float(ar.get("lambda_c", 0.1)),
                         "lpips": ar.get("no_lpips") != "True"}]
-        torch.set_rng_state(ck["rng"]["torch"])
-        np.random.set_state(ck["rng"]["numpy"])
-        random.setstate(ck["rng"]["python"])
-        data.set_state(ck["rng"]["data"])
-        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"])
+        if "rng" in ck:
+            torch.set_rng_state(ck["rng"]["torch"])
+            np.random.set_state(ck["rng"]["numpy"])
+            random.setstate(ck["rng"]["python"])
+            data.set_state(ck["rng"]["data"])
+            if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu())
         print(f"resumed from {ckpt_path} at step {step} ({wall:.0f} s trained)", flush=True)
     else:
         print(f"new model: {count_parameters(model) / 1e6:.2f} M parameters, "
               f"checkpoint {ckpt_path}", flush=True)
     lp = None if a.no_lpips else LPIPS(device)
     # one entry per run: what the steps from here on were trained with
-    history.append({"from_step": step, "device": str(device), "threads": torch.get_num_threads(),
+    dev_name = str(device)
+    if device.type == "cuda":
+        dev_name += f" ({torch.cuda.get_device_name(device)})"
+    history.append({"from_step": step, "device": dev_name, "threads": torch.get_num_threads(),
                     "lr": a.lr_warm if step < a.warm_steps else a.lr, "warm_steps": a.warm_steps,
                     "lambda_scale_d": a.lambda_d_scale, "lambda_scale_p": a.lambda_p_scale,
                     "lambda_scale_r": a.lambda_r_scale, "lambda_c": a.lambda_c,
-                    "lpips": not a.no_lpips})
+                    "lpips": not a.no_lpips, "fill_uniform": a.fill_uniform,
+                    "batch": a.batch, "crop": a.crop, "lr_drops": a.lr_drops})
+    if resumed_note:
+        history[-1]["resumed"] = resumed_note
+    drops = parse_lr_drops(a.lr_drops)
 
     stop = {"flag": False}
 
@@ -179,6 +226,10 @@ def train(a):
         if a.minutes and time.time() - t_start > 60 * a.minutes:
             break
         lr = a.lr_warm if step < a.warm_steps else a.lr
+        minutes = (time.time() - t_start) / 60
+        for at, v in drops:
+            if minutes >= at:
+                lr = v
         for g in opt.param_groups:
             g["lr"] = lr
         level = level_for_step(step, cfg.levels)
@@ -217,7 +268,8 @@ def LPIPS(device):
 
 
 def training_record(step, wall, device, a, cfg, history=()):
-    return {"steps": int(step), "wall_time_s": round(float(wall)), "device": str(device),
+    name = history[-1]["device"] if history else str(device)
+    return {"steps": int(step), "wall_time_s": round(float(wall)), "device": name,
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "data": DATA_DESCRIPTION, "crop": a.crop, "batch": a.batch,
             "optimizer": "Adam, gradient norm clipped at 1; learning rate and lambda scales "

