@@ -7,5 +7,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${SIC_WORK:-$HOME/.cache/sic}/venv"
-cd "$root/models"
+# run from the caller's folder so relative --out/--ckpt paths mean what they say
+export PYTHONPATH="$root/models${PYTHONPATH:+:$PYTHONPATH}"
 exec nice -n "${SIC_NICE:-10}" "$venv/bin/python" -m training evaluate "$@"

@@ -17,7 +17,7 @@ fi
 if ! "$venv/bin/python" -c "import torch, onnx, onnxruntime, lpips, pytorch_msssim, skimage, sklearn" 2>/dev/null; then
     "$venv/bin/pip" install -q -r "$root/models/requirements.txt"
 fi
-cd "$root/models"
+export PYTHONPATH="$root/models${PYTHONPATH:+:$PYTHONPATH}"   # relative paths stay the caller's
 # training photos (apt-get download + dpkg-deb -x, downscaled by 2) and evaluation photos
 "$venv/bin/python" -m training data
 exec nice -n "${SIC_NICE:-10}" "$venv/bin/python" -m training train "$@"

@@ -68,22 +68,17 @@ fn every_level_round_trips_exactly() {
     }
 
     if model_is_trained() {
-        // More layers never make the picture worse (beyond float noise), and the top level is
-        // clearly better than the first. Strictly rising quality at *every* level is a property
-        // of the trained weights, checked by the model evaluation (models/results/): the
-        // current bundle's last levels carry almost no information.
+        // The trained bundle's contract with the user: every extra layer costs bytes and buys
+        // quality (measured per level on the development photos in models/results/).
         for w in psnrs.windows(2) {
-            assert!(
-                w[1] > w[0] - 0.01,
-                "PSNR must not drop with the level: {psnrs:?}"
-            );
+            assert!(w[1] > w[0], "PSNR must rise with every level: {psnrs:?}");
         }
         assert!(
-            psnrs[levels as usize - 1] > psnrs[0] + 0.5,
+            psnrs[levels as usize - 1] > psnrs[0] + 3.0,
             "the top level must be clearly better than level 1: {psnrs:?}"
         );
         assert!(
-            psnrs[levels as usize - 1] > 20.0,
+            psnrs[levels as usize - 1] > 28.0,
             "top-level PSNR too low: {psnrs:?}"
         );
     } else {

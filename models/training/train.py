@@ -35,7 +35,8 @@ def add_train_args(p):
     p.add_argument("--lr-warm", type=float, default=5e-4, help="learning rate of the first --warm-steps")
     p.add_argument("--warm-steps", type=int, default=4000)
     p.add_argument("--lambda-c", type=float, default=0.1, help="weight of the consistency term")
-    p.add_argument("--lambda-d-scale", type=float, default=1.0, help="multiplies every lambda_d(l)")
+    p.add_argument("--lambda-d-scale", type=float, default=2.0,
+                   help="multiplies every lambda_d(l) (2: the shipped bundle)")
     p.add_argument("--lambda-p-scale", type=float, default=1.0, help="multiplies every lambda_p(l)")
     p.add_argument("--lambda-r-scale", type=float, default=1.0, help="multiplies every lambda_r(l)")
     p.add_argument("--no-lpips", action="store_true", help="drop the LPIPS term (faster)")
