@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from .config import PAD_MULTIPLE, PRECISION
 from .entropy import y_scale_table, y_tables, z_tables
+from .layers import with_subpixel_convs
 
 OPSET = 17
 FORMAT_VERSION = 1
@@ -30,10 +31,10 @@ class AnalysisGraph(nn.Module):
 class HyperSynthesisGraph(nn.Module):
     def __init__(self, m):
         super().__init__()
-        self.m = m
+        self.h_s = with_subpixel_convs(m.h_s)
 
     def forward(self, z_hat):
-        return self.m.h_s(z_hat)
+        return self.h_s(z_hat)
 
 
 class SliceGraph(nn.Module):
@@ -49,10 +50,10 @@ class SliceGraph(nn.Module):
 class SynthesisGraph(nn.Module):
     def __init__(self, m):
         super().__init__()
-        self.m = m
+        self.g_s = with_subpixel_convs(m.g_s)
 
     def forward(self, y_hat):
-        return self.m.g_s(y_hat)
+        return self.g_s(y_hat)
 
 
 def slice_name(k):

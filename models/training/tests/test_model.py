@@ -160,3 +160,16 @@ def test_level_term_fill_modes():
     assert torch.equal(a["x_level"], b["x_level"])
     assert not torch.equal(a["x_level"], u["x_level"])
     assert torch.equal(a["x_full"], u["x_full"])
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_subpixel_conv_equals_transposed_conv(k):
+    """The exported synthesis graphs compute each deconv as conv + depth-to-space."""
+    from training.layers import SubPixelConv, deconv
+    torch.manual_seed(k)
+    t = deconv(6, 5, k)
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        a, b = t(x), SubPixelConv(t)(x)
+    assert a.shape == b.shape == (2, 5, 14, 18)
+    assert float((a - b).abs().max()) < 1e-5
