@@ -268,9 +268,18 @@ def LPIPS(device):
     return LPIPSAlex().to(device)
 
 
+def devices_of(runs) -> str:
+    """'cuda (NVIDIA H200) + cpu': every device that trained, in order of first use."""
+    seen = []
+    for r in runs or ():
+        if r.get("device") and r["device"] not in seen:
+            seen.append(r["device"])
+    return " + ".join(seen)
+
+
 def training_record(step, wall, device, a, cfg, history=()):
-    name = history[-1]["device"] if history else str(device)
-    return {"steps": int(step), "wall_time_s": round(float(wall)), "device": name,
+    return {"steps": int(step), "wall_time_s": round(float(wall)),
+            "device": devices_of(history) or str(device),
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "data": DATA_DESCRIPTION, "crop": a.crop, "batch": a.batch,
             "optimizer": "Adam, gradient norm clipped at 1; learning rate and lambda scales "
@@ -292,4 +301,6 @@ def load_model_for_export(ckpt, untrained: bool):
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = SICLite(ModelConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
-    return model.eval(), ck["training"]
+    record = dict(ck["training"])
+    record["device"] = devices_of(record.get("runs")) or record.get("device")
+    return model.eval(), record

@@ -173,3 +173,10 @@ def test_subpixel_conv_equals_transposed_conv(k):
         a, b = t(x), SubPixelConv(t)(x)
     assert a.shape == b.shape == (2, 5, 14, 18)
     assert float((a - b).abs().max()) < 1e-5
+
+
+def test_devices_of_lists_every_training_device_once():
+    from training.train import devices_of
+    runs = [{"device": "cuda (NVIDIA H200)"}, {"device": "cuda (NVIDIA H200)"}, {"device": "cpu"}]
+    assert devices_of(runs) == "cuda (NVIDIA H200) + cpu"
+    assert devices_of([]) == ""
