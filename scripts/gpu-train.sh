@@ -73,7 +73,7 @@ run() {
             --ckpt "$w/ckpt/$name.pt" --data "$here/$pack/data" --batch 16 --crop 256 \
             --minutes "$minutes" --warm-steps 100000000 --lr-warm "${SIC_GPU_LR:-5e-4}" \
             --lr-drops "$(awk "BEGIN{print $minutes*0.7}"):1e-4,$(awk "BEGIN{print $minutes*0.9}"):2e-5" \
-            --lambda-d-scale 2 --log-every 100 --save-every 1000 $args ${SIC_GPU_EXTRA:-}) >"$out/$name.log" 2>&1 &
+            --log-every 100 --save-every 1000 $args ${SIC_GPU_EXTRA:-}) >"$out/$name.log" 2>&1 &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p"; done

@@ -16,16 +16,8 @@ pkgs=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good meson ninja-build pkg-config)
 # pip (for `pip download` of the ONNX Runtime wheel) and python3 come from Debian when absent.
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3 python3-pip)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing ${missing[*]}"
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source scripts/lib/apt.sh
+ensure_debs setup "${pkgs[@]}"
 
 # --- ONNX Runtime --------------------------------------------------------------------------
 if [ "$mode" = cpu ]; then

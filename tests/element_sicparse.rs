@@ -19,12 +19,7 @@ fn frames_split_across_buffers_are_reassembled() {
     let chunks: Vec<Vec<u8>> = stream.chunks(37).map(|c| c.to_vec()).collect();
     let run = util::run_with_appsrc(PARSE_TO_SINK, chunks);
     assert!(run.eos, "{:?}", run.error);
-    let coded: Vec<Vec<u8>> = run
-        .samples("coded")
-        .iter()
-        .map(util::sample_bytes)
-        .collect();
-    assert_eq!(coded, frames);
+    assert_eq!(run.payloads("coded"), frames);
     for s in run.samples("coded") {
         assert!(
             !s.buffer()
@@ -63,12 +58,7 @@ fn resyncs_after_garbage() {
     stream.extend_from_slice(&garbage[..100]);
     let run = util::run_with_appsrc(PARSE_TO_SINK, vec![stream]);
     assert!(run.eos, "{:?}", run.error);
-    let coded: Vec<Vec<u8>> = run
-        .samples("coded")
-        .iter()
-        .map(util::sample_bytes)
-        .collect();
-    assert_eq!(coded, frames);
+    assert_eq!(run.payloads("coded"), frames);
     assert_eq!(run.samples("raw").len(), 3);
 }
 

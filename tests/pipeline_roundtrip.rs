@@ -112,8 +112,8 @@ fn siclayers_follows_downstream_caps_and_passes_through() {
         ),
         T,
     );
-    let a: Vec<_> = a.samples("a").iter().map(util::sample_bytes).collect();
-    let b: Vec<_> = b.samples("b").iter().map(util::sample_bytes).collect();
+    let a = a.payloads("a");
+    let b = b.payloads("b");
     assert_eq!(a, b);
 }
 

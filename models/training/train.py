@@ -301,6 +301,4 @@ def load_model_for_export(ckpt, untrained: bool):
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = SICLite(ModelConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
-    record = dict(ck["training"])
-    record["device"] = devices_of(record.get("runs")) or record.get("device")
-    return model.eval(), record
+    return model.eval(), ck["training"]

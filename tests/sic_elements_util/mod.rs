@@ -38,6 +38,11 @@ impl Run {
         self.samples.get(sink).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
+    /// The bytes of every buffer that reached appsink `sink`, in order.
+    pub fn payloads(&self, sink: &str) -> Vec<Vec<u8>> {
+        self.samples(sink).iter().map(sample_bytes).collect()
+    }
+
     pub fn stats_of(&self, prefix: &str) -> Vec<&gst::Structure> {
         self.stats
             .iter()
