@@ -48,6 +48,9 @@ def add_train_args(p):
     p.add_argument("--lr-drops", default="",
                    help="time-based learning rates for this run: 'MIN:LR,...' uses LR from MIN "
                         "minutes after the run started (for fixed-length GPU runs)")
+    p.add_argument("--train-part", default="all", choices=["all", "synthesis"],
+                   help="synthesis: train g_s alone (the bitstream, hence every rate, stays "
+                        "exactly as it is; a decoder-side fine-tune, e.g. for perception)")
     p.add_argument("--N", type=int, default=None, help="g_a/g_s width of a new model")
     p.add_argument("--slice-widths", default=None,
                    help="comma-separated slice widths of a new model (sum = M)")
@@ -94,6 +97,13 @@ def parse_lr_drops(text):
         m, lr = part.split(":")
         out.append((float(m), float(lr)))
     return sorted(out)
+
+
+def trainable(model, part: str):
+    """The parameters a run updates; the others are frozen (no gradient is even computed)."""
+    for name, prm in model.named_parameters():
+        prm.requires_grad_(part == "all" or name.startswith("g_s."))
+    return [prm for prm in model.parameters() if prm.requires_grad]
 
 
 def new_config(a) -> ModelConfig:
@@ -148,16 +158,20 @@ def train(a):
         torch.backends.cudnn.benchmark = True   # fixed crop size: pick the fastest kernels once
     cfg = new_config(a)
     model = SICLite(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
+    opt = torch.optim.Adam(trainable(model, a.train_part), lr=a.lr_warm)
     step, wall, history, resumed_note = 0, 0.0, [], None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = ModelConfig.from_dict(ck["config"])
         model = SICLite(cfg).to(device)
         model.load_state_dict(ck["model"])
-        opt = torch.optim.Adam(model.parameters(), lr=a.lr_warm)
-        if "optimizer" in ck:
+        opt = torch.optim.Adam(trainable(model, a.train_part), lr=a.lr_warm)
+        last_part = (ck.get("history") or [{}])[-1].get("train_part", "all")
+        if "optimizer" in ck and last_part == a.train_part:
             opt.load_state_dict(ck["optimizer"])
+        elif "optimizer" in ck:   # moments of other parameters: not reusable
+            print(f"checkpoint optimizer trained '{last_part}': Adam starts afresh", flush=True)
+            resumed_note = f"switched from training '{last_part}': Adam restarted"
         else:   # weights brought back from a GPU run without the optimizer moments
             print("checkpoint has no optimizer state: Adam starts afresh", flush=True)
             resumed_note = "weights only (as brought back from a GPU run): Adam restarted"
@@ -194,7 +208,8 @@ def train(a):
                     "lambda_scale_d": a.lambda_d_scale, "lambda_scale_p": a.lambda_p_scale,
                     "lambda_scale_r": a.lambda_r_scale, "lambda_c": a.lambda_c,
                     "lpips": not a.no_lpips, "fill_uniform": a.fill_uniform,
-                    "batch": a.batch, "crop": a.crop, "lr_drops": a.lr_drops})
+                    "batch": a.batch, "crop": a.crop, "lr_drops": a.lr_drops,
+                    "train_part": a.train_part})
     if resumed_note:
         history[-1]["resumed"] = resumed_note
     drops = parse_lr_drops(a.lr_drops)
@@ -239,7 +254,7 @@ def train(a):
         loss, parts = loss_terms(model, lp, x, level, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], 1.0)
         opt.step()
         wall += time.time() - t0
         step += 1

@@ -134,6 +134,30 @@ def test_train_resume(tmp_path, monkeypatch):
     assert c["step"] == 3 and c["training"]["steps"] == 3
 
 
+def test_synthesis_only_run_keeps_the_bitstream(tmp_path, monkeypatch):
+    """--train-part synthesis moves g_s alone: every encoder/entropy weight stays bit-identical."""
+    from PIL import Image
+    from training.train import train
+    monkeypatch.setenv("SIC_WORK", str(tmp_path))
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(
+        data / "0.png")
+    ck = tmp_path / "ck.pt"
+    a = _args(steps=2, save_every=100)
+    for k, v in dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1).items():
+        setattr(a, k, v)
+    train(a)
+    before = torch.load(ck, weights_only=False)["model"]
+    a.steps, a.train_part = 4, "synthesis"
+    train(a)
+    c = torch.load(ck, weights_only=False)
+    moved = {k for k, v in c["model"].items() if not torch.equal(v, before[k])}
+    assert moved and all(k.startswith("g_s.") for k in moved)
+    assert c["history"][-1]["train_part"] == "synthesis"
+    assert "Adam restarted" in c["history"][-1]["resumed"]
+
+
 def test_run_options():
     from training.train import new_config, parse_lr_drops
     assert parse_lr_drops("7.2:2e-5, 5.6:1e-4") == [(5.6, 1e-4), (7.2, 2e-5)]
