@@ -87,14 +87,15 @@ run() {
         variants=("resumed|")
     fi
     # the learning rate steps down to 1/5 at 70 % of the time and 1/25 at 90 % (5e-4 → 1e-4 → 2e-5)
-    local pids=() v name args lr="${SIC_GPU_LR:-5e-4}"
+    local pids=() v name args lr="${SIC_GPU_LR:-5e-4}" drops
+    drops=$(awk -v m="$minutes" -v r="$lr" 'BEGIN { print m*0.7 ":" r/5 "," m*0.9 ":" r/25 }')
     for v in "${variants[@]}"; do
         name=${v%%|*}; args=${v#*|}
         # shellcheck disable=SC2086
         (cd models && SIC_WORK="$w" SIC_THREADS=4 exec python3 -m training train --device "${SIC_GPU_DEVICE:-cuda}" \
             --ckpt "$w/ckpt/$name.pt" --data "$here/$pack/data" --batch "${SIC_GPU_BATCH:-16}" --crop 256 \
             --minutes "$minutes" --warm-steps 100000000 --lr-warm "$lr" \
-            --lr-drops "$(awk "BEGIN{print $minutes*0.7}"):$(awk "BEGIN{print $lr/5}"),$(awk "BEGIN{print $minutes*0.9}"):$(awk "BEGIN{print $lr/25}")" \
+            --lr-drops "$drops" \
             --log-every 100 --save-every 1000 $args ${SIC_GPU_EXTRA:-}) >"$out/$name.log" 2>&1 &
         pids+=($!)
     done

@@ -158,14 +158,16 @@ def train(a):
         torch.backends.cudnn.benchmark = True   # fixed crop size: pick the fastest kernels once
     cfg = new_config(a)
     model = SICLite(cfg).to(device)
-    opt = torch.optim.Adam(trainable(model, a.train_part), lr=a.lr_warm)
+    params = trainable(model, a.train_part)
+    opt = torch.optim.Adam(params, lr=a.lr_warm)
     step, wall, history, resumed_note = 0, 0.0, [], None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = ModelConfig.from_dict(ck["config"])
         model = SICLite(cfg).to(device)
         model.load_state_dict(ck["model"])
-        opt = torch.optim.Adam(trainable(model, a.train_part), lr=a.lr_warm)
+        params = trainable(model, a.train_part)
+        opt = torch.optim.Adam(params, lr=a.lr_warm)
         last_part = (ck.get("history") or [{}])[-1].get("train_part", "all")
         if "optimizer" in ck and last_part == a.train_part:
             opt.load_state_dict(ck["optimizer"])
@@ -254,7 +256,7 @@ def train(a):
         loss, parts = loss_terms(model, lp, x, level, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         wall += time.time() - t0
         step += 1
