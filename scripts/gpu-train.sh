@@ -5,7 +5,14 @@
 #   scripts/gpu-train.sh --prepare      # here: pack photos, LPIPS weights and wheels into .gpu/train
 #   scripts/gpu-train.sh --run          # there: train every variant in parallel, results in $OUT
 #   SIC_GPU_RESUME=.gpu/train/resume.pt SIC_GPU_LR=1e-4 SIC_GPU_BATCH=32 scripts/gpu-train.sh --run
-#                                       # there: go on with the current model (--prepare packs it)
+#                                       # there: go on with the current model (--prepare packs it),
+#                                       # once per entry of resumed_variants below
+#
+# The photos (24 MB) and the rest of the pack (22 MB) do not fit in one call beside a checkout that
+# ships the 29 MB model: send the photos first with a call that carries .gpu/train/data and runs
+#   mkdir -p /tmp/sic-data && cp .gpu/train/data/* /tmp/sic-data/
+# then, back to back (the machine keeps /tmp only while warm), carry the other pack entries and run
+# with SIC_GPU_DATA=/tmp/sic-data.
 #
 # Several variants share the one GPU (a small model does not fill it); each runs for
 # SIC_GPU_MINUTES (default 8) at batch SIC_GPU_BATCH (default 16; one process alone at 16 left
@@ -27,6 +34,11 @@ work="${SIC_WORK:-$HOME/.cache/sic}"
 variants=(
   "n128-uneven-mean|--N 128 --slice-widths 16,16,24,32,32,40,48,48 --fill-uniform 0"
   "n128-uneven-mix|--N 128 --slice-widths 16,16,24,32,32,40,48,48 --fill-uniform 0.5"
+)
+# with SIC_GPU_RESUME: the same loss, and one that weighs perception (LPIPS) three times as much
+resumed_variants=(
+  "resumed|"
+  "resumed-p3|--lambda-p-scale 3"
 )
 
 # half_weights PYTHON SRC DST: a checkpoint's weights as float16, without optimizer and RNG state
@@ -74,6 +86,8 @@ EOF
 
 run() {
     local minutes="${SIC_GPU_MINUTES:-8}" out="${OUT:-out/gpu-train}" w=/tmp/sic-work
+    local data="${SIC_GPU_DATA:-$here/$pack/data}"
+    [ -n "$(ls "$data" 2>/dev/null)" ] || { echo "no photos in $data (machine went cold? send them again)"; exit 1; }
     export PYTHONUNBUFFERED=1
     mkdir -p "$out" "$w/lpips" "$w/ckpt"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
@@ -83,8 +97,8 @@ run() {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
     if [ -n "${SIC_GPU_RESUME:-}" ]; then
         # go on with weights brought back earlier (float16 is fine: they load into float32)
-        cp "$SIC_GPU_RESUME" "$w/ckpt/resumed.pt" || exit 1
-        variants=("resumed|")
+        variants=("${resumed_variants[@]}")
+        for v in "${variants[@]}"; do cp "$SIC_GPU_RESUME" "$w/ckpt/${v%%|*}.pt" || exit 1; done
     fi
     # the learning rate steps down to 1/5 at 70 % of the time and 1/25 at 90 % (5e-4 → 1e-4 → 2e-5)
     local pids=() v name args lr="${SIC_GPU_LR:-5e-4}" drops
@@ -93,7 +107,7 @@ run() {
         name=${v%%|*}; args=${v#*|}
         # shellcheck disable=SC2086
         (cd models && SIC_WORK="$w" SIC_THREADS=4 exec python3 -m training train --device "${SIC_GPU_DEVICE:-cuda}" \
-            --ckpt "$w/ckpt/$name.pt" --data "$here/$pack/data" --batch "${SIC_GPU_BATCH:-16}" --crop 256 \
+            --ckpt "$w/ckpt/$name.pt" --data "$data" --batch "${SIC_GPU_BATCH:-16}" --crop 256 \
             --minutes "$minutes" --warm-steps 100000000 --lr-warm "$lr" \
             --lr-drops "$drops" \
             --log-every 100 --save-every 1000 $args ${SIC_GPU_EXTRA:-}) >"$out/$name.log" 2>&1 &
