@@ -1,7 +1,6 @@
 """Training with the paper's triple-tradeoff loss, rescaled to L levels; resumable."""
 
 import json
-import math
 import os
 import random
 import signal
@@ -141,10 +140,10 @@ def loss_terms(model, lp, x, level, a):
     loss = (0.5 * (dL * mse_full + pL * lp_full + rL * rate_full)
             + 0.5 * (dl * mse_lvl + pl * lp_lvl + rl * rate_lvl)
             + a.lambda_c * cons)
-    return loss, {"loss": loss.item(), "mse_full": mse_full.item(), "mse_l": mse_lvl.item(),
-                  "lpips_full": lp_full.item(), "lpips_l": lp_lvl.item(),
-                  "bpp_full": rate_full.item(), "bpp_l": rate_lvl.item(),
-                  "bpp_z": rz.item(), "cons": cons.item()}
+    # detached tensors, not floats: .item() here would wait for the GPU at every step
+    parts = {"loss": loss, "mse_full": mse_full, "mse_l": mse_lvl, "lpips_full": lp_full,
+             "lpips_l": lp_lvl, "bpp_full": rate_full, "bpp_l": rate_lvl, "bpp_z": rz, "cons": cons}
+    return loss, {k: v.detach() for k, v in parts.items()}
 
 
 def train(a):
@@ -238,6 +237,7 @@ def train(a):
 
     t_start = time.time()
     t_log, s_log = time.time(), step
+    t_prev = time.time()
     acc = {}
     model.train()
     while step < a.steps and not stop["flag"]:
@@ -251,31 +251,33 @@ def train(a):
         for g in opt.param_groups:
             g["lr"] = lr
         level = level_for_step(step, cfg.levels)
-        t0 = time.time()
         x = data.batch(a.batch).to(device, non_blocking=True)
         loss, parts = loss_terms(model, lp, x, level, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        wall += time.time() - t0
         step += 1
         for k, v in parts.items():
             acc.setdefault(k, []).append(v)
         acc.setdefault(f"bpp@{level}", []).append(parts["bpp_l"])
-        acc.setdefault(f"psnr@{level}", []).append(-10 * math.log10(max(parts["mse_l"], 1e-10)))
+        acc.setdefault(f"psnr@{level}", []).append(-10 * torch.log10(parts["mse_l"].clamp_min(1e-10)))
         if step % a.log_every == 0:
+            # the one wait for the GPU per log line
+            m = {k: torch.stack(v).mean().item() for k, v in acc.items()}
             now = time.time()
             sps = (step - s_log) / (now - t_log)
-            m = {k: sum(v) / len(v) for k, v in acc.items()}
             per = " ".join(f"L{l}:{m[f'bpp@{l}']:.3f}b/{m[f'psnr@{l}']:.1f}dB"
                            for l in range(1, cfg.levels + 1) if f"bpp@{l}" in m)
             print(f"step {step} loss {m['loss']:.4f} mse {m['mse_full']:.5f} "
                   f"lpips {m['lpips_full']:.4f} bpp_full {m['bpp_full']:.3f} bpp_z {m['bpp_z']:.4f} "
                   f"cons {m['cons']:.4f} | {per} | lr {lr:g} {sps:.2f} steps/s", flush=True)
             t_log, s_log, acc = now, step, {}
+        # training time excludes checkpoint writes
+        wall += time.time() - t_prev
         if step % a.save_every == 0:
             save()
+        t_prev = time.time()
     save()
     print(f"saved {ckpt_path} at step {step} ({wall:.0f} s of training)", flush=True)
 
