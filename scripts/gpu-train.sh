@@ -5,9 +5,8 @@
 #   scripts/gpu-train.sh --prepare      # here: pack photos, LPIPS weights and wheels into .gpu/train
 #   scripts/gpu-train.sh --run          # there: train every variant in parallel, results in $OUT
 #   SIC_GPU_RESUME=.gpu/train/resume.pt SIC_GPU_LR=1e-4 SIC_GPU_BATCH=32 scripts/gpu-train.sh --run
-#                                       # there: go on with the current model (--prepare packs it),
-#                                       # once per entry of resumed_variants below
-#                                       # (SIC_GPU_ONLY=resumed: just the first)
+#                                       # there: go on with the current model (--prepare packs it);
+#                                       # SIC_GPU_ONLY=all trains every entry of resumed_variants
 #
 # The photos (24 MB) and the rest of the pack (22 MB) do not fit in one call beside a checkout that
 # ships the 29 MB model: send the photos first with a call that carries .gpu/train/data and runs
@@ -37,6 +36,8 @@ variants=(
   "n128-uneven-mix|--N 128 --slice-widths 16,16,24,32,32,40,48,48 --fill-uniform 0.5"
 )
 # with SIC_GPU_RESUME: the same loss, and one that weighs perception (LPIPS) three times as much
+# (measured on an H100: it moved every level along the curve, not below it; see
+# models/results/gpu-h100-resume.md), so only the first runs unless SIC_GPU_ONLY=all
 resumed_variants=(
   "resumed|"
   "resumed-p3|--lambda-p-scale 3"
@@ -99,12 +100,13 @@ run() {
     if [ -n "${SIC_GPU_RESUME:-}" ]; then
         # go on with weights brought back earlier (float16 is fine: they load into float32)
         variants=("${resumed_variants[@]}")
-        # SIC_GPU_ONLY=NAME keeps one of them (alone it gets the whole GPU: 11-12 steps/s at
-        # batch 32 on an H100, against about 7 each for two side by side)
-        if [ -n "${SIC_GPU_ONLY:-}" ]; then
+        # SIC_GPU_ONLY=NAME keeps one of them (default resumed; alone it gets the whole GPU:
+        # 11-12 steps/s at batch 32 on an H100, against about 7 each for two side by side)
+        local only="${SIC_GPU_ONLY:-resumed}"
+        if [ "$only" != all ]; then
             local keep=()
-            for v in "${variants[@]}"; do [ "${v%%|*}" = "$SIC_GPU_ONLY" ] && keep+=("$v"); done
-            [ ${#keep[@]} -gt 0 ] || { echo "SIC_GPU_ONLY=$SIC_GPU_ONLY is not a resumed variant"; exit 2; }
+            for v in "${variants[@]}"; do [ "${v%%|*}" = "$only" ] && keep+=("$v"); done
+            [ ${#keep[@]} -gt 0 ] || { echo "SIC_GPU_ONLY=$only is not a resumed variant"; exit 2; }
             variants=("${keep[@]}")
         fi
         for v in "${variants[@]}"; do cp "$SIC_GPU_RESUME" "$w/ckpt/${v%%|*}.pt" || exit 1; done
