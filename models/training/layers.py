@@ -37,6 +37,23 @@ class GDN(nn.Module):
         return x * torch.rsqrt(norm)
 
 
+class Transform(nn.Sequential):
+    """g_a / g_s: a plain Sequential (same parameter names), with an opt-in for training in
+    bfloat16. With `inner_bf16`, every layer but the last runs under autocast (on CPUs with AMX
+    about 2x faster steps); the last layer runs in float32 so the latent y and the
+    reconstruction, which the rate and distortion terms read, keep full precision."""
+
+    inner_bf16 = False
+
+    def forward(self, x):
+        if not self.inner_bf16:
+            return super().forward(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            for layer in list(self)[:-1]:
+                x = layer(x)
+        return self[-1](x.float())
+
+
 def conv(cin, cout, k=5, stride=2):
     return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .entropy import FactorizedDensity, gaussian_likelihood
-from .layers import GDN, conv, deconv
+from .layers import GDN, Transform, conv, deconv
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -41,9 +41,9 @@ class SICLite(nn.Module):
         self.cfg = cfg
         N, M, Nh, Cz, Ch = cfg.N, cfg.M, cfg.Nh, cfg.Cz, cfg.Ch
         assert sum(cfg.slice_widths) == M
-        self.g_a = nn.Sequential(
+        self.g_a = Transform(
             conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
-        self.g_s = nn.Sequential(
+        self.g_s = Transform(
             deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
             deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
         self.h_a = nn.Sequential(

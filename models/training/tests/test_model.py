@@ -204,3 +204,23 @@ def test_devices_of_lists_every_training_device_once():
     runs = [{"device": "cuda (NVIDIA H200)"}, {"device": "cuda (NVIDIA H200)"}, {"device": "cpu"}]
     assert devices_of(runs) == "cuda (NVIDIA H200) + cpu"
     assert devices_of([]) == ""
+
+
+def test_bf16_transform_keeps_names_and_float32_ends(model):
+    """--bf16 changes how g_a/g_s compute, not what they are: same parameter names (checkpoints
+    and export unaffected), float32 outputs, close to the float32 result, off by default."""
+    assert not model.g_a.inner_bf16 and not model.g_s.inner_bf16
+    names = [n for n, _ in model.named_parameters()]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        y32, x32 = model.g_a(x), model.g_s(model.g_a(x))
+        model.g_a.inner_bf16 = model.g_s.inner_bf16 = True
+        try:
+            y16, x16 = model.g_a(x), model.g_s(model.g_a(x))
+        finally:
+            model.g_a.inner_bf16 = model.g_s.inner_bf16 = False
+    assert [n for n, _ in model.named_parameters()] == names
+    assert y16.dtype == x16.dtype == torch.float32
+    assert not torch.equal(y16, y32)  # bfloat16 really ran
+    assert float((y16 - y32).abs().max()) < 0.05 * float(y32.abs().max()) + 1e-3
+    assert float((x16 - x32).abs().max()) < 0.05 * float(x32.abs().max()) + 1e-3
