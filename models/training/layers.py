@@ -40,7 +40,7 @@ class GDN(nn.Module):
 class Transform(nn.Sequential):
     """g_a / g_s: a plain Sequential (same parameter names), with an opt-in for training in
     bfloat16. With `inner_bf16`, every layer but the last runs under autocast (on CPUs with AMX
-    about 2x faster steps); the last layer runs in float32 so the latent y and the
+    1.8x the steps with 2 threads here); the last layer runs in float32 so the latent y and the
     reconstruction, which the rate and distortion terms read, keep full precision."""
 
     inner_bf16 = False

@@ -55,7 +55,7 @@ def add_train_args(p):
                    help="comma-separated slice widths of a new model (sum = M)")
     p.add_argument("--bf16", action="store_true",
                    help="run g_a and g_s (but their last layers) under bfloat16 autocast: about "
-                        "2x faster on CPUs with AMX (models/results/cpu-bf16.md)")
+                        "1.8x the steps on CPUs with AMX (models/results/cpu-bf16.md)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
 
