@@ -192,7 +192,8 @@ def train(a):
                         "lambda_c": float(ar.get("lambda_c", 0.1)),
                         "lpips": ar.get("no_lpips") != "True"}]
         if "rng" in ck:
-            torch.set_rng_state(ck["rng"]["torch"])
+            # map_location moved the saved states onto the training device; they load from the CPU
+            torch.set_rng_state(ck["rng"]["torch"].cpu())
             np.random.set_state(ck["rng"]["numpy"])
             random.setstate(ck["rng"]["python"])
             data.set_state(ck["rng"]["data"])
