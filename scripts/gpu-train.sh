@@ -7,6 +7,8 @@
 #   SIC_GPU_RESUME=.gpu/train/resume.pt SIC_GPU_LR=1e-4 SIC_GPU_BATCH=32 scripts/gpu-train.sh --run
 #                                       # there: go on with the current model (--prepare packs it);
 #                                       # SIC_GPU_ONLY=all trains every entry of resumed_variants
+#   SIC_GPU_RESUME=continue ...         # there, in a later call while the machine is warm: go on
+#                                       # from the full checkpoints (Adam state too) in /tmp/sic-work
 #
 # The photos (24 MB) and the rest of the pack (22 MB) do not fit in one call beside a checkout that
 # ships the 29 MB model: send the photos first with a call that carries .gpu/train/data and runs
@@ -109,7 +111,13 @@ run() {
             [ ${#keep[@]} -gt 0 ] || { echo "SIC_GPU_ONLY=$only is not a resumed variant"; exit 2; }
             variants=("${keep[@]}")
         fi
-        for v in "${variants[@]}"; do cp "$SIC_GPU_RESUME" "$w/ckpt/${v%%|*}.pt" || exit 1; done
+        for v in "${variants[@]}"; do
+            if [ "$SIC_GPU_RESUME" = continue ]; then
+                [ -f "$w/ckpt/${v%%|*}.pt" ] || { echo "no $w/ckpt/${v%%|*}.pt to continue (machine went cold?)"; exit 1; }
+            else
+                cp "$SIC_GPU_RESUME" "$w/ckpt/${v%%|*}.pt" || exit 1
+            fi
+        done
     fi
     # the learning rate steps down to 1/5 at 70 % of the time and 1/25 at 90 % (5e-4 → 1e-4 → 2e-5)
     local pids=() v name args lr="${SIC_GPU_LR:-5e-4}" drops

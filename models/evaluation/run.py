@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import codecs, images
+from .report import source_state
 from .metrics import Perceptual, all_metrics
 
 FIELDS = ["image", "width", "height", "codec", "setting", "order", "bytes", "bpp",
@@ -115,6 +116,7 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
         problems.append(f"DISTS not available: {perceptual.dists_error}")
         log(problems[-1])
 
+    source = source_state(repo)
     rows = []
     timings = {}
     csv_path = out / "points.csv"
@@ -172,7 +174,7 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
     meta = {"images": {n: list(images.read_rgb(paths[n]).shape[:2]) for n in names},
             "problems": problems, "timings_s": timings, "quick": quick,
             "sic_levels": sic_set, "seed": args.seed, "settings": settings_used,
-            "codecs": active, "reused": sorted(reused),
+            "codecs": active, "reused": sorted(reused), "source": source,
             "model": {k: model.get(k) for k in ("name", "model_id", "levels", "training")}}
     (out / "run.json").write_text(json.dumps(meta, indent=1))
     return rows, meta
