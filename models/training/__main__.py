@@ -1,4 +1,4 @@
-"""Command line: python -m training {data,train,export,verify,evaluate} (run from models/)."""
+"""Command line: python -m training {data,train,export,verify,restore,evaluate} (run from models/)."""
 
 import argparse
 import sys
@@ -29,6 +29,12 @@ def main(argv=None):
     v = sub.add_parser("verify", help="check a bundle's ONNX graphs against its golden tensors")
     v.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     v.add_argument("--ckpt", type=Path, help="also recompute the golden tensors with PyTorch")
+
+    r = sub.add_parser("restore", help="rebuild a checkpoint from a bundle (weights exact, "
+                       "z density fitted; no optimizer state)")
+    r.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    r.add_argument("--out", type=Path, help="checkpoint to write (default: <work>/ckpt/sic-lite.pt)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
 
     ev = sub.add_parser("evaluate", help="rate/quality per level on a folder of images")
     from .evaluate import add_eval_args
@@ -67,6 +73,15 @@ def main(argv=None):
             worst = max(worst, verify_against_torch(model, a.bundle))
         if worst > 1e-4:
             sys.exit(f"verification FAILED: {worst:.3e}")
+    elif a.cmd == "restore":
+        from .restore import checkpoint_from_bundle
+        from .train import atomic_save, default_ckpt
+        out = a.out or default_ckpt()
+        if out.exists() and not a.force:
+            sys.exit(f"{out} exists (a checkpoint holds more than a bundle: Adam's moments); "
+                     "pass --force to replace it")
+        atomic_save(checkpoint_from_bundle(a.bundle), out)
+        print(f"wrote {out}")
     elif a.cmd == "evaluate":
         from .evaluate import evaluate
         evaluate(a)

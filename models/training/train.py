@@ -56,6 +56,9 @@ def add_train_args(p):
     p.add_argument("--bf16", action="store_true",
                    help="run g_a and g_s (but their last layers) under bfloat16 autocast: about "
                         "1.8x the steps on CPUs with AMX (models/results/cpu-bf16.md)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="with no checkpoint, start from a random init instead of the weights "
+                        "of the shipped bundle (models/sic-lite, restored by `restore.py`)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
 
@@ -163,6 +166,10 @@ def train(a):
     params = trainable(model, a.train_part)
     opt = torch.optim.Adam(params, lr=a.lr_warm)
     step, wall, history, resumed_note = 0, 0.0, [], None
+    if not ckpt_path.exists() and not (a.from_scratch or a.N or a.slice_widths):
+        # a fresh machine: go on from the committed model rather than from noise
+        from .restore import checkpoint_from_bundle, default_bundle
+        atomic_save(checkpoint_from_bundle(default_bundle()), ckpt_path)
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = ModelConfig.from_dict(ck["config"])
@@ -176,6 +183,12 @@ def train(a):
         elif "optimizer" in ck:   # moments of other parameters: not reusable
             print(f"checkpoint optimizer trained '{last_part}': Adam starts afresh", flush=True)
             resumed_note = f"switched from training '{last_part}': Adam restarted"
+        elif "restored_from" in ck:
+            r = ck["restored_from"]
+            print("checkpoint restored from a bundle: Adam starts afresh", flush=True)
+            resumed_note = (f"restored from bundle {r['model_id']} (weights exact, z density "
+                            f"fitted to its tables, KL <= {r['z_fit_kl_bits_max']:.1e} bits): "
+                            "Adam restarted")
         else:   # weights brought back from a GPU run without the optimizer moments
             print("checkpoint has no optimizer state: Adam starts afresh", flush=True)
             resumed_note = "weights only (as brought back from a GPU run): Adam restarted"

@@ -78,3 +78,33 @@ def test_committed_bundle():
     assert max(errs.values()) <= TOL, errs
     total = sum(p.stat().st_size for p in BUNDLE.glob("*.onnx"))
     assert total < 30e6
+
+
+def test_restore_round_trip(exported, tmp_path):
+    """A bundle gives back the exact network weights and a z density that reproduces its tables."""
+    from training.entropy import z_tables
+    from training.restore import checkpoint_from_bundle
+    model, out, meta = exported
+    ck = checkpoint_from_bundle(out, fit_iters=1500, verbose=False)
+    ref = model.state_dict()
+    for k, v in ck["model"].items():
+        if not k.startswith("density_z."):
+            assert torch.allclose(v, ref[k], rtol=1e-5, atol=1e-6), k
+    back = SICLite(ModelConfig.from_dict(ck["config"]))
+    back.load_state_dict(ck["model"])
+    assert verify_against_torch(back, out, verbose=False) <= TOL
+    assert ck["restored_from"]["z_fit_kl_bits_max"] < 1e-2
+    # medians set the quantisation grid of z; the far tails (below 2^-16) are not recoverable
+    for got, want in zip(z_tables(back.density_z), meta["entropy"]["z"]):
+        assert abs(got["median"] - want["median"]) < 0.02
+
+
+def test_restore_rejects_a_foreign_graph(exported, tmp_path):
+    import shutil
+    from training.restore import BundleError, checkpoint_from_bundle
+    _, out, _ = exported
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    shutil.copy(bad / "synthesis.onnx", bad / "analysis.onnx")
+    with pytest.raises(BundleError):
+        checkpoint_from_bundle(bad, fit_iters=10, verbose=False)

@@ -122,7 +122,8 @@ def test_train_resume(tmp_path, monkeypatch):
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / f"{i}.png")
     ck = tmp_path / "ck.pt"
-    common = dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1)
+    common = dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1,
+                  from_scratch=True)
     a = _args(steps=2, save_every=100)
     for k, v in common.items():
         setattr(a, k, v)
@@ -145,7 +146,8 @@ def test_synthesis_only_run_keeps_the_bitstream(tmp_path, monkeypatch):
         data / "0.png")
     ck = tmp_path / "ck.pt"
     a = _args(steps=2, save_every=100)
-    for k, v in dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1).items():
+    for k, v in dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1,
+                     from_scratch=True).items():
         setattr(a, k, v)
     train(a)
     before = torch.load(ck, weights_only=False)["model"]
