@@ -74,13 +74,17 @@ def main(argv=None):
         if worst > 1e-4:
             sys.exit(f"verification FAILED: {worst:.3e}")
     elif a.cmd == "restore":
-        from .restore import checkpoint_from_bundle
+        from .restore import BundleError, checkpoint_from_bundle
         from .train import atomic_save, default_ckpt
         out = a.out or default_ckpt()
         if out.exists() and not a.force:
             sys.exit(f"{out} exists (a checkpoint holds more than a bundle: Adam's moments); "
                      "pass --force to replace it")
-        atomic_save(checkpoint_from_bundle(a.bundle), out)
+        try:
+            ck = checkpoint_from_bundle(a.bundle)
+        except BundleError as e:
+            sys.exit(f"restore: {e}")
+        atomic_save(ck, out)
         print(f"wrote {out}")
     elif a.cmd == "evaluate":
         from .evaluate import evaluate

@@ -158,12 +158,17 @@ def checkpoint_from_bundle(bundle: Path, fit_iters: int = 3000, verbose: bool = 
     meta_path = bundle / "model.json"
     if not meta_path.exists():
         raise BundleError(f"{meta_path} not found")
-    meta = json.loads(meta_path.read_text())
-    cfg = ModelConfig.from_dict(meta["architecture"])
-    with torch.random.fork_rng():   # the same fit every time, the caller's RNG untouched
-        torch.manual_seed(0)
-        model = SICLite(cfg)
-        kl = _restore_into(model, cfg, meta, bundle, fit_iters)
+    try:
+        meta = json.loads(meta_path.read_text())
+        cfg = ModelConfig.from_dict(meta["architecture"])
+        with torch.random.fork_rng():   # the same fit every time, the caller's RNG untouched
+            torch.manual_seed(0)
+            model = SICLite(cfg)
+            kl = _restore_into(model, cfg, meta, bundle, fit_iters)
+    except (KeyError, TypeError, ValueError, AssertionError) as e:
+        if isinstance(e, BundleError):
+            raise
+        raise BundleError(f"{meta_path}: not a bundle this code can restore ({e!r})") from e
     if verbose:
         med_err = (model.density_z.medians().double()
                    - torch.tensor([t["median"] for t in meta["entropy"]["z"]],

@@ -108,3 +108,9 @@ def test_restore_rejects_a_foreign_graph(exported, tmp_path):
     shutil.copy(bad / "synthesis.onnx", bad / "analysis.onnx")
     with pytest.raises(BundleError):
         checkpoint_from_bundle(bad, fit_iters=10, verbose=False)
+    shutil.copy(out / "analysis.onnx", bad / "analysis.onnx")
+    meta = json.loads((out / "model.json").read_text())
+    del meta["entropy"]["z"]
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="model.json"):
+        checkpoint_from_bundle(bad, fit_iters=10, verbose=False)
