@@ -2,9 +2,10 @@
 
 The checkpoint lives outside git and can be lost (a fresh machine); the bundle is committed.
 Every network weight is an ONNX initializer named after its parameter, so it comes back
-exactly, the transposed convolutions from their sub-pixel form (`layers.SubPixelConv`, inverted). The factorized density of z is not a graph:
-only its integer tables are shipped, so its parameters are fitted to them (cross-entropy of the
-table's probabilities plus a pin on each median); the fit's KL divergence is reported.
+exactly, the transposed convolutions from their sub-pixel form (`layers.SubPixelConv`,
+inverted). The factorized density of z is not a graph: only its integer tables are shipped, so
+its parameters are fitted to them (cross-entropy of the table's probabilities plus a pin on each
+median); the fit's KL divergence is reported.
 Adam's moments are not in a bundle: training resumes with a fresh optimizer."""
 
 import json
