@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "sic-lite"
+from .config import DEFAULT_BUNDLE
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """Architecture constants of SIC-lite (kept in one place so export and training agree)."""
 
 from dataclasses import dataclass, field, asdict
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,5 @@ class ModelConfig:
 
 PAD_MULTIPLE = 64
 PRECISION = 16
+# the shipped bundle, next to this package
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "sic-lite"

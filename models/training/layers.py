@@ -63,6 +63,12 @@ def deconv(cin, cout, k=5, stride=2):
                               output_padding=stride - 1)
 
 
+def subpixel_taps(k: int, p: int) -> dict:
+    """{phase a: {input offset d: kernel row}}: output row 2m+a of a stride-2 transposed
+    convolution (kernel k, padding p) takes input row m+d through kernel row a + p - 2d."""
+    return {a: {d: a + p - 2 * d for d in (-1, 0, 1) if 0 <= a + p - 2 * d < k} for a in (0, 1)}
+
+
 class SubPixelConv(nn.Module):
     """The same function as a stride-2 `deconv`, computed as one 3×3 convolution that writes the
     four output phases as channels, then depth-to-space (PixelShuffle / ONNX DepthToSpace).
@@ -79,8 +85,7 @@ class SubPixelConv(nn.Module):
             raise ValueError(f"unsupported transposed convolution {t}")
         w = t.weight.detach()                      # [cin, cout, k, k]
         cin, cout = w.shape[:2]
-        # Output row 2m+a takes input row m+d through kernel row kk = a + p - 2d.
-        taps = {a: {d: a + p - 2 * d for d in (-1, 0, 1) if 0 <= a + p - 2 * d < k} for a in (0, 1)}
+        taps = subpixel_taps(k, p)
         if sum(len(v) for v in taps.values()) != k:
             raise ValueError(f"kernel {k} does not fit a 3x3 sub-pixel convolution")
         weight = torch.zeros(cout, 2, 2, cin, 3, 3, dtype=w.dtype)

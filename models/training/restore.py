@@ -16,17 +16,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .config import ModelConfig
+from .config import DEFAULT_BUNDLE, ModelConfig
 from .entropy import FactorizedDensity
+from .layers import subpixel_taps
 from .model import SICLite
 
 
 class BundleError(ValueError):
     pass
-
-
-def default_bundle() -> Path:
-    return Path(__file__).resolve().parent.parent / "sic-lite"
 
 
 def _initializers(path: Path) -> dict:
@@ -51,7 +48,7 @@ def _from_subpixel(weight: np.ndarray, bias: np.ndarray, t: nn.ConvTranspose2d):
         raise BundleError(f"sub-pixel kernel {weight.shape} does not fit {t}")
     w6 = weight.reshape(cout, 2, 2, cin, 3, 3)
     w = np.full((cin, cout, k, k), np.nan, dtype=np.float32)
-    taps = {a: {d: a + p - 2 * d for d in (-1, 0, 1) if 0 <= a + p - 2 * d < k} for a in (0, 1)}
+    taps = subpixel_taps(k, p)
     for a in (0, 1):
         for b in (0, 1):
             for d, ka in taps[a].items():
@@ -65,12 +62,11 @@ def _from_subpixel(weight: np.ndarray, bias: np.ndarray, t: nn.ConvTranspose2d):
     return w, b4[:, 0].copy()
 
 
-def _load_graph(model: SICLite, path: Path, prefix: str, into: str, state: dict, done: set):
+def _load_graph(modules: dict, path: Path, prefix: str, into: str, state: dict, done: set):
     """Copy the initializers of one graph into `state`. The export names them after the
     parameters of its wrapper module (`prefix` + the model's own path below `into`);
     `<layer>.conv.*` is a transposed convolution exported in sub-pixel form."""
     init = _initializers(path)
-    modules = dict(model.named_modules())
     for name in sorted(init):
         if not name.startswith(prefix):
             raise BundleError(f"{path.name}: unexpected tensor {name}")
@@ -125,12 +121,12 @@ def fit_density(density: FactorizedDensity, tables, iters: int = 3000, lr: float
         d.biases[0].sub_(m0 * med.view(C, 1, 1))
     opt = torch.optim.Adam(d.parameters(), lr=lr)
 
+    idx = torch.arange(n + 1).view(1, -1)
+    below, above = idx == 0, idx > last.view(-1, 1)   # folded tails, as in the tables
+
     def table_pmf():
         cdf = torch.sigmoid(d.logits_cdf(edges))[:, 0]
-        cdf = cdf.clone()
-        cdf[:, 0] = 0.0
-        cdf[torch.arange(C), last + 1] = 1.0
-        cdf = torch.where(torch.arange(n + 1).view(1, -1) > (last + 1).view(-1, 1), 1.0, cdf)
+        cdf = torch.where(above, 1.0, torch.where(below, 0.0, cdf))
         return (cdf[:, 1:] - cdf[:, :-1]).clamp_min(1e-12)
 
     for i in range(iters):
@@ -166,9 +162,9 @@ def checkpoint_from_bundle(bundle: Path, fit_iters: int = 3000, verbose: bool = 
             torch.manual_seed(0)
             model = SICLite(cfg)
             kl = _restore_into(model, cfg, meta, bundle, fit_iters)
+    except BundleError:
+        raise
     except (KeyError, TypeError, ValueError, AssertionError) as e:
-        if isinstance(e, BundleError):
-            raise
         raise BundleError(f"{meta_path}: not a bundle this code can restore ({e!r})") from e
     if verbose:
         med_err = (model.density_z.medians().double()
@@ -190,12 +186,12 @@ def _restore_into(model: SICLite, cfg: ModelConfig, meta: dict, bundle: Path, fi
     g = meta["graphs"]
     if len(g["slices"]) != cfg.levels:
         raise BundleError(f"{len(g['slices'])} slice graphs for {cfg.levels} levels")
-    state, done = model.state_dict(), set()
-    _load_graph(model, bundle / g["analysis"], "m.", "", state, done)
-    _load_graph(model, bundle / g["hyper_synthesis"], "h_s.", "h_s.", state, done)
+    state, done, mods = model.state_dict(), set(), dict(model.named_modules())
+    _load_graph(mods, bundle / g["analysis"], "m.", "", state, done)
+    _load_graph(mods, bundle / g["hyper_synthesis"], "h_s.", "h_s.", state, done)
     for k, f in enumerate(g["slices"]):
-        _load_graph(model, bundle / f, "net.net.", f"slices.{k}.net.", state, done)
-    _load_graph(model, bundle / g["synthesis"], "g_s.", "g_s.", state, done)
+        _load_graph(mods, bundle / f, "net.net.", f"slices.{k}.net.", state, done)
+    _load_graph(mods, bundle / g["synthesis"], "g_s.", "g_s.", state, done)
     missing = [k for k in state if k not in done and not k.startswith("density_z.")]
     if missing:
         raise BundleError(f"{bundle}: no weights for {', '.join(missing[:4])}")

@@ -168,9 +168,10 @@ def train(a):
     step, wall, history, resumed_note = 0, 0.0, [], None
     if not ckpt_path.exists() and not (a.from_scratch or a.N or a.slice_widths):
         # a fresh machine: go on from the committed model rather than from noise
-        from .restore import BundleError, checkpoint_from_bundle, default_bundle
+        from .config import DEFAULT_BUNDLE
+        from .restore import BundleError, checkpoint_from_bundle
         try:
-            atomic_save(checkpoint_from_bundle(default_bundle()), ckpt_path)
+            atomic_save(checkpoint_from_bundle(DEFAULT_BUNDLE), ckpt_path)
         except BundleError as e:
             raise SystemExit(f"no checkpoint at {ckpt_path}, and the shipped bundle could not "
                              f"be restored into one ({e}); --from-scratch trains a new model")

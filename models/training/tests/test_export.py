@@ -1,7 +1,6 @@
 """ONNX export round trip (ONNX Runtime vs PyTorch), determinism, and the committed bundle."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +9,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from training.config import ModelConfig  # noqa: E402
+from training.config import DEFAULT_BUNDLE as BUNDLE, ModelConfig  # noqa: E402
 from training.export import export_bundle, verify_against_torch, verify_bundle  # noqa: E402
 from training.model import SICLite  # noqa: E402
 
-BUNDLE = Path(__file__).resolve().parents[2] / "sic-lite"
 TOL = 1e-4
 
 
@@ -80,7 +78,7 @@ def test_committed_bundle():
     assert total < 30e6
 
 
-def test_restore_round_trip(exported, tmp_path):
+def test_restore_round_trip(exported):
     """A bundle gives back the exact network weights and a z density that reproduces its tables."""
     from training.entropy import z_tables
     from training.restore import checkpoint_from_bundle
