@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import DEFAULT_BUNDLE, ModelConfig
 from .data import DATA_DESCRIPTION, CropDataset, train_dir, work_dir
 from .model import SICLite, count_parameters
 
@@ -168,7 +168,6 @@ def train(a):
     step, wall, history, resumed_note = 0, 0.0, [], None
     if not ckpt_path.exists() and not (a.from_scratch or a.N or a.slice_widths):
         # a fresh machine: go on from the committed model rather than from noise
-        from .config import DEFAULT_BUNDLE
         from .restore import BundleError, checkpoint_from_bundle
         try:
             atomic_save(checkpoint_from_bundle(DEFAULT_BUNDLE), ckpt_path)
