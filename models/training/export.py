@@ -75,11 +75,53 @@ def _export(module, args, path, inputs, outputs, axes):
     proto.doc_string = ""
     for n in proto.graph.node:
         n.doc_string = ""
+    _store_kernels_as_float16(proto.graph)
     onnx.checker.check_model(proto)
     data = proto.SerializeToString(deterministic=True)
     tmp = Path(str(path) + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def round_kernels_to_float16(model):
+    """Round every convolution kernel of `model` (in place) to the nearest float16 value.
+
+    The bundle stores kernels in float16 (`_store_kernels_as_float16`), so this is the model
+    that ships; export and evaluation both call it, so figures describe the shipped weights.
+    Idempotent. Biases and GDN parameters stay float32."""
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+                mod.weight.copy_(mod.weight.half().float())
+    return model
+
+
+def _store_kernels_as_float16(graph):
+    """Store each 4-D float initializer (the convolution kernels, 98 % of the bytes) as float16,
+    widened back by a Cast at the head of the graph. The bundle halves; inputs, outputs and
+    arithmetic stay float32 (ONNX Runtime folds the Casts when it loads the graph). The values
+    must already be float16-exact (`round_kernels_to_float16`): nothing is rounded here."""
+    from onnx import TensorProto, helper, numpy_helper
+    casts = []
+    for t in graph.initializer:
+        if t.data_type != TensorProto.FLOAT or len(t.dims) != 4:
+            continue
+        a = numpy_helper.to_array(t)
+        h = a.astype(np.float16)
+        if not np.array_equal(h.astype(np.float32), a):
+            raise ValueError(f"kernel {t.name} is not float16-exact: round_kernels_to_float16 "
+                             "must run before export")
+        wide = t.name + ".f32"
+        for n in graph.node:
+            for i, name in enumerate(n.input):
+                if name == t.name:
+                    n.input[i] = wide
+        t.CopyFrom(numpy_helper.from_array(h, t.name))
+        casts.append(helper.make_node("Cast", [t.name], [wide], name=wide,
+                                      to=TensorProto.FLOAT))
+    nodes = casts + list(graph.node)   # the Casts first keeps the nodes topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def export_graphs(model, out: Path):
@@ -190,7 +232,8 @@ def export_bundle(model, out, training: dict, name="sic-lite", default_sampling=
                   golden_photo=None):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu()
+    # in place, so the model the caller holds is the one shipped (golden tensors included)
+    model = round_kernels_to_float16(model.eval().cpu())
     cfg = model.cfg
     export_graphs(model, out)
     entropy = entropy_entry(model)

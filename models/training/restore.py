@@ -33,10 +33,15 @@ def _initializers(path: Path) -> dict:
         raise BundleError(f"{path} not found")
     g = onnx.load(str(path)).graph
     init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    # the exporter stores equal tensors once and names the copies with Identity nodes
+    # kernels are stored in float16 and widened by a Cast; the exporter stores equal tensors
+    # once and names the copies with Identity nodes (possibly of a widened kernel)
+    widened = {}
     for n in g.node:
-        if n.op_type == "Identity" and n.input[0] in init:
-            init[n.output[0]] = init[n.input[0]]
+        src = widened.get(n.input[0], n.input[0]) if n.input else None
+        if n.op_type == "Cast" and src in init:
+            widened[n.output[0]] = src
+        elif n.op_type == "Identity" and src in init:
+            init[n.output[0]] = init[src]
     return init
 
 

@@ -342,4 +342,6 @@ def load_model_for_export(ckpt, untrained: bool):
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = SICLite(ModelConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
-    return model.eval(), ck["training"]
+    # the weights as the bundle stores them: evaluation then measures the shipped model
+    from .export import round_kernels_to_float16
+    return round_kernels_to_float16(model.eval()), ck["training"]
