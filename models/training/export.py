@@ -102,7 +102,7 @@ def _store_kernels_as_float16(graph):
     arithmetic stay float32 (ONNX Runtime folds the Casts when it loads the graph). The values
     must already be float16-exact (`round_kernels_to_float16`): nothing is rounded here."""
     from onnx import TensorProto, helper, numpy_helper
-    casts = []
+    wide, casts = {}, []
     for t in graph.initializer:
         if t.data_type != TensorProto.FLOAT or len(t.dims) != 4:
             continue
@@ -111,14 +111,13 @@ def _store_kernels_as_float16(graph):
         if not np.array_equal(h.astype(np.float32), a):
             raise ValueError(f"kernel {t.name} is not float16-exact: round_kernels_to_float16 "
                              "must run before export")
-        wide = t.name + ".f32"
-        for n in graph.node:
-            for i, name in enumerate(n.input):
-                if name == t.name:
-                    n.input[i] = wide
         t.CopyFrom(numpy_helper.from_array(h, t.name))
-        casts.append(helper.make_node("Cast", [t.name], [wide], name=wide,
+        wide[t.name] = t.name + ".f32"
+        casts.append(helper.make_node("Cast", [t.name], [wide[t.name]], name=wide[t.name],
                                       to=TensorProto.FLOAT))
+    for n in graph.node:
+        for i, name in enumerate(n.input):
+            n.input[i] = wide.get(name, name)
     nodes = casts + list(graph.node)   # the Casts first keeps the nodes topologically sorted
     del graph.node[:]
     graph.node.extend(nodes)

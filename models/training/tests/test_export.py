@@ -131,7 +131,7 @@ def test_kernels_are_stored_as_float16(exported):
 
 
 def test_export_refuses_a_kernel_float16_would_change():
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
     from training.export import _store_kernels_as_float16
     w = numpy_helper.from_array(np.full((1, 1, 1, 1), 1 / 3, dtype=np.float32), "w")
     node = helper.make_node("Conv", ["x", "w"], ["y"])
