@@ -1,6 +1,7 @@
 """Training photos from Debian packages (docs: shared/design/data.md) and the held-out
 evaluation photos, cached outside git under ${SIC_WORK:-~/.cache/sic}/data."""
 
+import math
 import os
 import random
 import subprocess
@@ -129,16 +130,23 @@ def fetch_eval_photos(dest: Path = None, verbose=True):
 
 
 class CropDataset:
-    """All photos (PNG or JPEG) in memory (uint8); random crops with horizontal/vertical flips."""
+    """All photos (PNG or JPEG) in memory (uint8); random crops with horizontal/vertical flips.
 
-    def __init__(self, folder: Path, crop=128, seed=0):
+    With rescale < 1 each crop is cut `crop / s` pixels wide and shrunk to `crop` (Lanczos), s
+    log-uniform in [rescale, 1]: the half-size photos are mostly smooth macro and landscape
+    shots, and shrinking them further gives crops with the detail density of everyday photos."""
+
+    def __init__(self, folder: Path, crop=128, seed=0, rescale=1.0):
         from PIL import Image
         self.images = [np.asarray(Image.open(p).convert("RGB"))
                        for p in sorted(Path(folder).iterdir())
                        if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
         if not self.images:
             raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
+        if not 0.0 < rescale <= 1.0:
+            raise SystemExit(f"--rescale must be in (0, 1], not {rescale}")
         self.crop = crop
+        self.rescale = rescale
         self.rng = random.Random(seed)
         # sample photos in proportion to their area
         areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
@@ -146,13 +154,20 @@ class CropDataset:
 
     def batch(self, n):
         import torch
+        from PIL import Image
         out = np.empty((n, self.crop, self.crop, 3), dtype=np.uint8)
         for i in range(n):
             im = self.rng.choices(self.images, self.weights)[0]
             h, w, _ = im.shape
-            t = self.rng.randrange(h - self.crop + 1)
-            l = self.rng.randrange(w - self.crop + 1)
-            c = im[t:t + self.crop, l:l + self.crop]
+            size = self.crop
+            if self.rescale < 1.0:
+                s = math.exp(self.rng.uniform(math.log(self.rescale), 0.0))
+                size = min(round(self.crop / s), h, w)
+            t = self.rng.randrange(h - size + 1)
+            l = self.rng.randrange(w - size + 1)
+            c = im[t:t + size, l:l + size]
+            if size != self.crop:
+                c = np.asarray(Image.fromarray(c).resize((self.crop, self.crop), Image.LANCZOS))
             if self.rng.random() < 0.5:
                 c = c[:, ::-1]
             if self.rng.random() < 0.5:

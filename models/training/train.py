@@ -30,6 +30,9 @@ def add_train_args(p):
     p.add_argument("--minutes", type=float, default=0, help="stop after this many minutes (0: no limit)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--rescale", type=float, default=1.0,
+                   help="cut each crop up to crop/RESCALE wide and shrink it to --crop "
+                        "(scale log-uniform in [RESCALE, 1]; 1: no rescaling)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--lr-warm", type=float, default=5e-4, help="learning rate of the first --warm-steps")
     p.add_argument("--warm-steps", type=int, default=4000)
@@ -156,7 +159,7 @@ def train(a):
     torch.manual_seed(a.seed)
     device = torch.device(a.device)
     ckpt_path = Path(a.ckpt or default_ckpt())
-    data = CropDataset(a.data or train_dir(), crop=a.crop, seed=a.seed)
+    data = CropDataset(a.data or train_dir(), crop=a.crop, seed=a.seed, rescale=a.rescale)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -230,7 +233,8 @@ def train(a):
                     "lambda_scale_d": a.lambda_d_scale, "lambda_scale_p": a.lambda_p_scale,
                     "lambda_scale_r": a.lambda_r_scale, "lambda_c": a.lambda_c,
                     "lpips": not a.no_lpips, "fill_uniform": a.fill_uniform,
-                    "batch": a.batch, "crop": a.crop, "lr_drops": a.lr_drops,
+                    "batch": a.batch, "crop": a.crop, "rescale": a.rescale,
+                    "lr_drops": a.lr_drops,
                     "train_part": a.train_part, "bf16": a.bf16})
     if resumed_note:
         history[-1]["resumed"] = resumed_note

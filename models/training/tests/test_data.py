@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.data import CropDataset
+
+
+@pytest.fixture
+def ramp_folder(tmp_path):
+    """One 512x300 photo whose value rises by one step every two pixels from left to right."""
+    x = (np.arange(512) // 2).astype(np.uint8)
+    img = np.repeat(np.repeat(x[None, :, None], 300, axis=0), 3, axis=2)
+    Image.fromarray(img).save(tmp_path / "ramp.png")
+    return tmp_path
+
+
+def horizontal_spans(batch):
+    """Per crop: brightest minus darkest value of its middle row, in 8-bit steps."""
+    row = batch[:, 0, batch.shape[2] // 2, :].numpy() * 255.0
+    return row.max(axis=1) - row.min(axis=1)
+
+
+def test_plain_crops_keep_the_photo_scale(ramp_folder):
+    b = CropDataset(ramp_folder, crop=64, seed=3).batch(16)
+    assert b.shape == (16, 3, 64, 64) and b.dtype.is_floating_point
+    # 64 pixels cover 31 or 32 steps, depending on where the crop starts
+    assert set(np.round(horizontal_spans(b)).tolist()) <= {31.0, 32.0}
+
+
+def test_rescaled_crops_shrink_a_wider_region(ramp_folder):
+    spans = horizontal_spans(CropDataset(ramp_folder, crop=64, seed=3, rescale=0.3).batch(64))
+    # a crop cut 64/s wide and shrunk to 64 spans about 31/s steps, s in [0.3, 1]
+    assert spans.min() > 25.0 and spans.max() < 31.0 / 0.3 + 6.0
+    assert np.median(spans) > 40.0
+
+
+def test_rescale_is_reproducible_from_the_saved_state(ramp_folder):
+    d = CropDataset(ramp_folder, crop=64, seed=5, rescale=0.5)
+    d.batch(2)
+    state = d.state()
+    first = d.batch(4)
+    d.set_state(state)
+    assert (d.batch(4) == first).all()
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, 1.5])
+def test_rescale_outside_0_1_is_refused(ramp_folder, bad):
+    with pytest.raises(SystemExit, match="rescale"):
+        CropDataset(ramp_folder, crop=64, rescale=bad)
