@@ -162,7 +162,8 @@ class CropDataset:
             size = self.crop
             if self.rescale < 1.0:
                 s = math.exp(self.rng.uniform(math.log(self.rescale), 0.0))
-                size = min(round(self.crop / s), h, w)
+                size = round(self.crop / s)
+            size = min(size, h, w)   # a photo smaller than the region: its whole width, resized
             t = self.rng.randrange(h - size + 1)
             l = self.rng.randrange(w - size + 1)
             c = im[t:t + size, l:l + size]

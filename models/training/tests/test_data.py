@@ -47,3 +47,10 @@ def test_rescale_is_reproducible_from_the_saved_state(ramp_folder):
 def test_rescale_outside_0_1_is_refused(ramp_folder, bad):
     with pytest.raises(SystemExit, match="rescale"):
         CropDataset(ramp_folder, crop=64, rescale=bad)
+
+
+def test_a_photo_smaller_than_the_crop_is_resized_not_refused(tmp_path):
+    Image.fromarray(np.full((40, 50, 3), 200, np.uint8)).save(tmp_path / "small.png")
+    b = CropDataset(tmp_path, crop=64, seed=1).batch(3)
+    assert b.shape == (3, 3, 64, 64)
+    assert np.allclose(b.numpy(), 200 / 255.0, atol=1 / 255.0)
