@@ -54,3 +54,11 @@ def test_a_photo_smaller_than_the_crop_is_resized_not_refused(tmp_path):
     b = CropDataset(tmp_path, crop=64, seed=1).batch(3)
     assert b.shape == (3, 3, 64, 64)
     assert np.allclose(b.numpy(), 200 / 255.0, atol=1 / 255.0)
+
+
+def test_shrunk_batches_do_not_depend_on_the_thread_count(ramp_folder, monkeypatch):
+    batches = []
+    for threads in ("1", "4"):
+        monkeypatch.setenv("SIC_DATA_THREADS", threads)
+        batches.append(CropDataset(ramp_folder, crop=64, seed=9, rescale=0.4).batch(12))
+    assert (batches[0] == batches[1]).all()
