@@ -196,9 +196,9 @@ def train(a):
             resumed_note = (f"restored from bundle {r['model_id']} (weights exact, z density "
                             f"fitted to its tables, KL <= {r['z_fit_kl_bits_max']:.1e} bits): "
                             "Adam restarted")
-        else:   # weights brought back from a GPU run without the optimizer moments
+        else:   # float16 weights packed for a GPU run or brought back from one, no moments
             print("checkpoint has no optimizer state: Adam starts afresh", flush=True)
-            resumed_note = "weights only (as brought back from a GPU run): Adam restarted"
+            resumed_note = "weights only (as packed for or brought back from a GPU run): Adam restarted"
         step, wall = ck["step"], ck["wall_time_s"]
         history = ck.get("history")
         if history is None:   # checkpoints written before the run history was recorded
