@@ -195,7 +195,10 @@ class CropDataset:
         # (about 130 ms on one core) from stalling the GPU
         if self.pool is None:
             from concurrent.futures import ThreadPoolExecutor
-            n = int(os.environ.get("SIC_DATA_THREADS", "0")) or min(8, os.cpu_count() or 1)
+            v = os.environ.get("SIC_DATA_THREADS", "0")
+            if not v.isdigit():
+                raise SystemExit(f"SIC_DATA_THREADS must be a whole number, not {v!r}")
+            n = int(v) or min(8, os.cpu_count() or 1)
             self.pool = ThreadPoolExecutor(max_workers=n)
         return self.pool
 

@@ -62,3 +62,9 @@ def test_shrunk_batches_do_not_depend_on_the_thread_count(ramp_folder, monkeypat
         monkeypatch.setenv("SIC_DATA_THREADS", threads)
         batches.append(CropDataset(ramp_folder, crop=64, seed=9, rescale=0.4).batch(12))
     assert (batches[0] == batches[1]).all()
+
+
+def test_a_bad_thread_count_is_refused_by_name(ramp_folder, monkeypatch):
+    monkeypatch.setenv("SIC_DATA_THREADS", "many")
+    with pytest.raises(SystemExit, match="SIC_DATA_THREADS"):
+        CropDataset(ramp_folder, crop=64, rescale=0.5).batch(2)
