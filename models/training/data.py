@@ -157,17 +157,9 @@ class CropDataset:
         import torch
         out = np.empty((n, self.crop, self.crop, 3), dtype=np.uint8)
         # every random draw happens here, in order, so a saved RNG state replays the same
-        # batches; only the (slow, GIL-free) Lanczos shrinking runs on the thread pool
+        # batches; only the cutting (the Lanczos shrink is slow and frees the GIL) runs on the pool
         plans = [self._plan() for _ in range(n)]
-        todo = [i for i, p in enumerate(plans) if p[1] != self.crop]
-        for i, c in zip(todo, self._pool().map(lambda i: self._shrink(plans[i]), todo)):
-            out[i] = c
-        for i, (im, size, t, l, fh, fv) in enumerate(plans):
-            c = out[i] if size != self.crop else im[t:t + size, l:l + size]
-            if fh:
-                c = c[:, ::-1]
-            if fv:
-                c = c[::-1]
+        for i, c in enumerate(self._pool().map(self._cut, plans)):
             out[i] = c
         return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -184,11 +176,17 @@ class CropDataset:
         l = self.rng.randrange(w - size + 1)
         return im, size, t, l, self.rng.random() < 0.5, self.rng.random() < 0.5
 
-    def _shrink(self, plan):
-        from PIL import Image
-        im, size, t, l, _, _ = plan
-        c = Image.fromarray(im[t:t + size, l:l + size])
-        return np.asarray(c.resize((self.crop, self.crop), Image.LANCZOS))
+    def _cut(self, plan):
+        im, size, t, l, flip_h, flip_v = plan
+        c = im[t:t + size, l:l + size]
+        if size != self.crop:
+            from PIL import Image
+            c = np.asarray(Image.fromarray(c).resize((self.crop, self.crop), Image.LANCZOS))
+        if flip_h:
+            c = c[:, ::-1]
+        if flip_v:
+            c = c[::-1]
+        return c
 
     def _pool(self):
         # SIC_DATA_THREADS: a GPU machine's spare cores keep batch 32 of shrunk 256² crops

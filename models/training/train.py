@@ -198,7 +198,8 @@ def train(a):
                             "Adam restarted")
         else:   # float16 weights packed for a GPU run or brought back from one, no moments
             print("checkpoint has no optimizer state: Adam starts afresh", flush=True)
-            resumed_note = "weights only (as packed for or brought back from a GPU run): Adam restarted"
+            resumed_note = ("weights only (as packed for or brought back from a GPU run): "
+                            "Adam restarted")
         step, wall = ck["step"], ck["wall_time_s"]
         history = ck.get("history")
         if history is None:   # checkpoints written before the run history was recorded
