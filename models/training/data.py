@@ -152,16 +152,34 @@ class CropDataset:
         areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
         self.weights = list(areas / areas.sum())
         self.pool = None
+        self.ahead = None   # (RNG state before it was drawn, futures of its crops)
 
     def batch(self, n):
+        """n crops as floats (N, 3, crop, crop) in [0, 1]."""
+        return self.batch_u8(n).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def batch_u8(self, n):
+        """n crops as they are stored, uint8 (N, crop, crop, 3): a quarter of the bytes to copy
+        to a GPU, which converts them itself.
+
+        The batch after this one is drawn at once and cut on the pool while the caller trains
+        on this one, so a GPU step does not wait for the shrinking. Every random draw happens on
+        this thread, in order: the batches are the same as without the look-ahead, and a saved
+        `state()` (taken before the batch in flight was drawn) replays them."""
         import torch
-        out = np.empty((n, self.crop, self.crop, 3), dtype=np.uint8)
-        # every random draw happens here, in order, so a saved RNG state replays the same
-        # batches; only the cutting (the Lanczos shrink is slow and frees the GIL) runs on the pool
-        plans = [self._plan() for _ in range(n)]
-        for i, c in enumerate(self._pool().map(self._cut, plans)):
-            out[i] = c
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        if self.ahead is not None and len(self.ahead[1]) != n:
+            self.rng.setstate(self.ahead[0])   # drawn for another size: draw it again
+            self.ahead = None
+        if self.ahead is None:
+            self.ahead = self._start(n)
+        _, cuts = self.ahead
+        self.ahead = self._start(n)
+        return torch.from_numpy(np.stack([c.result() for c in cuts]))
+
+    def _start(self, n):
+        state = self.rng.getstate()
+        pool = self._pool()
+        return state, [pool.submit(self._cut, self._plan()) for _ in range(n)]
 
     def _plan(self):
         """One crop's photo, region size, corner and flips."""
@@ -201,7 +219,8 @@ class CropDataset:
         return self.pool
 
     def state(self):
-        return self.rng.getstate()
+        return self.ahead[0] if self.ahead is not None else self.rng.getstate()
 
     def set_state(self, s):
+        self.ahead = None
         self.rng.setstate(s)

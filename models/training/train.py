@@ -278,7 +278,9 @@ def train(a):
         for g in opt.param_groups:
             g["lr"] = lr
         level = level_for_step(step, cfg.levels)
-        x = data.batch(a.batch).to(device, non_blocking=True)
+        t_data = time.perf_counter()
+        x = on_device(data.batch_u8(a.batch), device)
+        acc.setdefault("data_ms", []).append(torch.tensor(1e3 * (time.perf_counter() - t_data)))
         loss, parts = loss_terms(model, lp, x, level, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -298,7 +300,8 @@ def train(a):
                            for l in range(1, cfg.levels + 1) if f"bpp@{l}" in m)
             print(f"step {step} loss {m['loss']:.4f} mse {m['mse_full']:.5f} "
                   f"lpips {m['lpips_full']:.4f} bpp_full {m['bpp_full']:.3f} bpp_z {m['bpp_z']:.4f} "
-                  f"cons {m['cons']:.4f} | {per} | lr {lr:g} {sps:.2f} steps/s", flush=True)
+                  f"cons {m['cons']:.4f} | {per} | lr {lr:g} {sps:.2f} steps/s "
+                  f"(data {m['data_ms']:.0f} ms/step)", flush=True)
             t_log, s_log, acc = now, step, {}
         # training time excludes checkpoint writes
         wall += time.time() - t_prev
@@ -307,6 +310,16 @@ def train(a):
         t_prev = time.time()
     save()
     print(f"saved {ckpt_path} at step {step} ({wall:.0f} s of training)", flush=True)
+
+
+def on_device(crops, device):
+    """uint8 NHWC crops -> float NCHW in [0, 1] on the device, converted there. From pinned
+    memory the copy is queued behind the step in flight instead of waiting for it (a copy from
+    ordinary memory first waits for the GPU to finish everything queued)."""
+    if device.type == "cuda":
+        crops = crops.pin_memory()
+    x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2)
+    return x.float().div_(255.0).contiguous()
 
 
 def LPIPS(device):

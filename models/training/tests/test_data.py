@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from training.data import CropDataset
@@ -68,3 +69,25 @@ def test_a_bad_thread_count_is_refused_by_name(ramp_folder, monkeypatch):
     monkeypatch.setenv("SIC_DATA_THREADS", "many")
     with pytest.raises(SystemExit, match="SIC_DATA_THREADS"):
         CropDataset(ramp_folder, crop=64, rescale=0.5).batch(2)
+
+
+def test_each_saved_state_replays_the_next_batch_despite_the_look_ahead(ramp_folder):
+    d = CropDataset(ramp_folder, crop=64, seed=11, rescale=0.5)
+    for _ in range(3):
+        state = d.state()
+        b = d.batch_u8(5)
+        again = CropDataset(ramp_folder, crop=64, seed=0, rescale=0.5)
+        again.set_state(state)
+        assert b.dtype == torch.uint8 and b.shape == (5, 64, 64, 3)
+        assert (again.batch_u8(5) == b).all()
+
+
+def test_a_new_batch_size_redraws_the_batch_in_flight(ramp_folder):
+    a = CropDataset(ramp_folder, crop=64, seed=4, rescale=0.5)
+    a.batch_u8(3)
+    wider = a.batch_u8(7)
+    b = CropDataset(ramp_folder, crop=64, seed=4, rescale=0.5)
+    b.batch_u8(3)
+    in_flight = b.batch_u8(3)
+    # no crop is skipped: the 7 begin with the 3 that were drawn ahead
+    assert (wider[:3] == in_flight).all() and not (wider[3:6] == in_flight).all()
