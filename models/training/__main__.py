@@ -1,4 +1,5 @@
-"""Command line: python -m training {data,train,export,verify,restore,evaluate} (run from models/)."""
+"""Command line: python -m training {data,train,average,export,verify,restore,evaluate}
+(run from models/)."""
 
 import argparse
 import sys
@@ -16,6 +17,12 @@ def main(argv=None):
     t = sub.add_parser("train", help="train (resumes from the checkpoint if present)")
     from .train import add_train_args
     add_train_args(t)
+
+    av = sub.add_parser("average", help="average the weights of checkpoints of one model "
+                        "(no optimizer state; the record names what was averaged)")
+    av.add_argument("ckpts", nargs="+", metavar="CKPT[:WEIGHT]", help="at least two; weight 1 "
+                    "unless given")
+    av.add_argument("--out", type=Path, required=True)
 
     e = sub.add_parser("export", help="export a checkpoint (or a random init) to an ONNX bundle")
     e.add_argument("--ckpt", type=Path, help="checkpoint file (default: <work>/ckpt/sic-lite.pt)")
@@ -51,6 +58,15 @@ def main(argv=None):
     elif a.cmd == "train":
         from .train import train
         train(a)
+    elif a.cmd == "average":
+        from .average import AverageError, average_checkpoints, parse_weighted
+        from .train import atomic_save
+        try:
+            ck = average_checkpoints([parse_weighted(c) for c in a.ckpts])
+        except AverageError as e:
+            sys.exit(f"average: {e}")
+        atomic_save(ck, a.out)
+        print(f"wrote {a.out}: {ck['history'][-1]['averaged']}")
     elif a.cmd == "export":
         from .export import export_bundle, verify_against_torch, verify_bundle
         from .train import load_model_for_export

@@ -196,6 +196,9 @@ def train(a):
             resumed_note = (f"restored from bundle {r['model_id']} (weights exact, z density "
                             f"fitted to its tables, KL <= {r['z_fit_kl_bits_max']:.1e} bits): "
                             "Adam restarted")
+        elif "averaged" in (ck.get("history") or [{}])[-1]:
+            print("checkpoint averaged from others: Adam starts afresh", flush=True)
+            resumed_note = "weights averaged (python -m training average): Adam restarted"
         else:   # float16 weights packed for a GPU run or brought back from one, no moments
             print("checkpoint has no optimizer state: Adam starts afresh", flush=True)
             resumed_note = ("weights only (as packed for or brought back from a GPU run): "
