@@ -137,6 +137,27 @@ def matched_markdown(curves, test=SIC_MEAN):
     return out
 
 
+def per_image_markdown(rows, test=SIC_MEAN):
+    """Per photo and metric: BD-rate of SIC against each codec on that photo's own curves.
+    The averaged curves hide how far apart the photos are."""
+    images = sorted({r["image"] for r in rows})
+    per = {im: averaged_curves([r for r in rows if r["image"] == im]) for im in images}
+    if not any(test in c for c in per.values()):
+        return "_SIC was not evaluated in this run._\n"
+    anchors = [c for c in CODEC_ORDER if not c.startswith("SIC") and any(c in v for v in per.values())]
+    tables = {im: bd_table(c, test, anchors) for im, c in per.items()}
+    out = ""
+    for key, label, _ in METRICS:
+        if key == "msssim_db":
+            continue
+        out += f"\n**{label}**\n\n| photo | " + " | ".join(anchors) + " |\n"
+        out += "| --- " * (len(anchors) + 1) + "|\n"
+        for im in images:
+            cells = [_fmt_bd(tables[im][a][key]) if a in tables[im] else "–" for a in anchors]
+            out += f"| {im} | " + " | ".join(cells) + " |\n"
+    return out
+
+
 def curves_markdown(curves):
     s = "| codec | setting | images | bpp | PSNR (dB) | MS-SSIM | LPIPS | DISTS |\n"
     s += "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
@@ -306,6 +327,11 @@ directly: the rate SIC spends divided by the rate the codec needs for the same a
 quality (1.00× = same, 0.50× = SIC needs half). "<" = SIC's quality is below the codec's
 lowest measured point, ">" = above its highest.
 {matched_markdown(curves)}
+## BD-rate of SIC (mean) per photo
+
+The same BD-rate, on each photo's own curves (its points at every setting) instead of the
+averaged ones.
+{per_image_markdown(rows)}
 ## SIC per level: mean-filled vs sampled reconstructions
 
 Averaged over the photos. "mean" = `sicdec sampling=mean` (missing layers filled with their
