@@ -10,8 +10,9 @@
 #   SIC_GPU_RESUME=continue ...         # there, in a later call while the machine is warm: go on
 #                                       # from the full checkpoints (Adam state too) in /tmp/sic-work
 #
-# The photos (24 MB) and the rest of the pack (22 MB) do not fit in one call beside a checkout that
-# ships the 29 MB model: send the photos first with a call that carries .gpu/train/data and runs
+# The photos (24 MB; 38 MB with `python -m training data --extra`) and the rest of the pack
+# (22 MB) do not fit in one call beside the checkout: send the photos first with a call that
+# carries .gpu/train/data and runs
 #   mkdir -p /tmp/sic-data && cp .gpu/train/data/* /tmp/sic-data/
 # then, back to back (the machine keeps /tmp only while warm), carry the other pack entries and run
 # with SIC_GPU_DATA=/tmp/sic-data.

@@ -12,7 +12,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    sub.add_parser("data", help="fetch and cache the training and evaluation photos")
+    d = sub.add_parser("data", help="fetch and cache the training and evaluation photos")
+    d.add_argument("--extra", action="store_true", help="also the photos that `train --photos "
+                   "all` adds (enlightenment-data, about 400 MB to download)")
 
     t = sub.add_parser("train", help="train (resumes from the checkpoint if present)")
     from .train import add_train_args
@@ -53,7 +55,7 @@ def main(argv=None):
 
     if a.cmd == "data":
         from .data import fetch_eval_photos, fetch_training_photos
-        fetch_training_photos()
+        fetch_training_photos(extra=a.extra)
         fetch_eval_photos()
     elif a.cmd == "train":
         from .train import train

@@ -1,9 +1,11 @@
 """Training photos from Debian packages (docs: shared/design/data.md) and the held-out
 evaluation photos, cached outside git under ${SIC_WORK:-~/.cache/sic}/data."""
 
+import io
 import math
 import os
 import random
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,6 +17,7 @@ _MATE = "usr/share/backgrounds/mate/nature/"
 _LOMIRI = "usr/share/backgrounds/"
 _PLASMA = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 _PALAPELI = "usr/share/palapeli/collection/"
+_E = "usr/share/enlightenment/data/backgrounds/"
 SOURCES = {
     "mate-backgrounds": [_MATE + n + ".jpg" for n in (
         "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird",
@@ -34,9 +37,65 @@ SOURCES = {
         "castle-maintenon", "cincinnati-bridge", "citrus-fruits", "european-honey-bee",
         "panther-chameleon-female")],
 }
+# Opt-in (`python -m training data --extra`, then `train --photos all`): not yet shown to help.
+EXTRA_SOURCES = {
+    # 3840x2160 photos (JPEG at quality ~100) inside Edje files; the package's other
+    # backgrounds (Dunes, Flat-Fan, Squiggle*, Flat-Stone-Pattern, Paper-Flower) are drawings
+    # or flat textures. About 400 MB to download; BSD-2-clause.
+    "enlightenment-data": [_E + n + ".edj" for n in (
+        "Bamboo", "Foggy-Trees", "God-Rays", "Green-Maple", "Lichen-Branches", "Mountain",
+        "Peaks", "Red-Maple", "Sea-of-Lanterns", "Snow-Trees", "Spruce-Needles",
+        "Sunset-Clouds", "Sunset-Hills", "White-Flower", "Yellow-Flower")],
+}
+# what every run trained on before the photos of a run were recorded (step 124141 and earlier)
 DATA_DESCRIPTION = ("41 photos from Debian 12 packages mate-backgrounds, lomiri-wallpapers-16.04, "
                     "lomiri-wallpapers-20.04, plasma-workspace-wallpapers, palapeli-data; "
                     "downscaled by 2 (Lanczos)")
+
+
+def describe_photos(names) -> str:
+    """'56 photos from Debian 12 packages a (12), b (3); downscaled by 2 (Lanczos)' for the
+    files of a training folder (named `<package>__<photo>.png` by fetch_training_photos)."""
+    counts = {}
+    for n in names:
+        pkg = Path(n).name.split("__")[0] if "__" in Path(n).name else "other files"
+        counts[pkg] = counts.get(pkg, 0) + 1
+    per = ", ".join(f"{k} ({v})" for k, v in counts.items())
+    return f"{sum(counts.values())} photos from Debian 12 packages {per}; downscaled by 2 (Lanczos)"
+
+
+class EdjeError(ValueError):
+    pass
+
+
+def largest_jpeg_in_edje(blob: bytes) -> bytes:
+    """The biggest JPEG image stored in an Edje file (an EET archive: a big-endian directory of
+    named entries). Edje keeps a photo background as its JPEG bytes, one entry per size."""
+    if len(blob) < 12:
+        raise EdjeError("too short for an EET header")
+    magic, n, _ = struct.unpack(">III", blob[:12])
+    if magic != 0x1EE70F42:
+        raise EdjeError(f"not an EET file (magic {magic:#x})")
+    if 12 + 24 * n > len(blob):
+        raise EdjeError(f"directory of {n} entries runs past the end")
+    best = b""
+    for i in range(n):
+        off, size, data_size, _, _, flags = struct.unpack(">6I", blob[12 + 24 * i:36 + 24 * i])
+        if flags or size != data_size or off + size > len(blob):
+            continue   # compressed, ciphered or broken entries are not stored images
+        data = blob[off:off + size]
+        if data[:3] == b"\xff\xd8\xff" and len(data) > len(best):
+            best = data
+    if not best:
+        raise EdjeError("no JPEG image inside")
+    return best
+
+
+def _open_photo(path: Path):
+    from PIL import Image
+    if path.suffix == ".edj":
+        return Image.open(io.BytesIO(largest_jpeg_in_edje(path.read_bytes())))
+    return Image.open(path)
 GOLDEN_PHOTO = "palapeli-data__european-honey-bee.png"
 
 
@@ -56,15 +115,16 @@ def default_golden_photo() -> Path:
     return train_dir() / GOLDEN_PHOTO
 
 
-def fetch_training_photos(dest: Path = None, verbose=True):
-    """apt-get download + dpkg-deb -x each package, downscale by 2 (Lanczos), save PNG."""
+def fetch_training_photos(dest: Path = None, verbose=True, extra=False):
+    """apt-get download + dpkg-deb -x each package, downscale by 2 (Lanczos), save PNG.
+    With `extra`, the packages of EXTRA_SOURCES too."""
     from PIL import Image
     dest = Path(dest or train_dir())
     dest.mkdir(parents=True, exist_ok=True)
     debs = work_dir() / "data" / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     count = 0
-    for pkg, files in SOURCES.items():
+    for pkg, files in {**SOURCES, **(EXTRA_SOURCES if extra else {})}.items():
         todo = [f for f in files if not (dest / _out_name(pkg, f)).exists()]
         if not todo:
             count += len(files)
@@ -81,7 +141,10 @@ def fetch_training_photos(dest: Path = None, verbose=True):
             subprocess.run(["dpkg-deb", "-x", str(have[-1]), tmp], check=True)
             for f in todo:
                 src = Path(tmp) / f
-                img = Image.open(src).convert("RGB")
+                try:
+                    img = _open_photo(src).convert("RGB")
+                except EdjeError as e:
+                    raise SystemExit(f"{pkg}: {f}: {e}")
                 w, h = img.size
                 img = img.resize((w // 2, h // 2), Image.LANCZOS)
                 out = dest / _out_name(pkg, f)
@@ -134,13 +197,16 @@ class CropDataset:
 
     With rescale < 1 each crop is cut `crop / s` pixels wide and shrunk to `crop` (Lanczos), s
     log-uniform in [rescale, 1]: the half-size photos are mostly smooth macro and landscape
-    shots, and shrinking them further gives crops with the detail density of everyday photos."""
+    shots, and shrinking them further gives crops with the detail density of everyday photos.
+    `exclude`: packages whose photos (files named `<package>__*`) are left out."""
 
-    def __init__(self, folder: Path, crop=128, seed=0, rescale=1.0):
+    def __init__(self, folder: Path, crop=128, seed=0, rescale=1.0, exclude=()):
         from PIL import Image
-        self.images = [np.asarray(Image.open(p).convert("RGB"))
-                       for p in sorted(Path(folder).iterdir())
-                       if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
+        files = [p for p in sorted(Path(folder).iterdir())
+                 if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+                 and p.name.split("__")[0] not in exclude]
+        self.names = [p.name for p in files]
+        self.images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
         if not self.images:
             raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
         if not 0.0 < rescale <= 1.0:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import DEFAULT_BUNDLE, ModelConfig
-from .data import DATA_DESCRIPTION, CropDataset, train_dir, work_dir
+from .data import (DATA_DESCRIPTION, EXTRA_SOURCES, CropDataset, describe_photos, train_dir,
+                   work_dir)
 from .model import SICLite, count_parameters
 
 PAPER_LEVELS = 16
@@ -33,6 +34,9 @@ def add_train_args(p):
     p.add_argument("--rescale", type=float, default=1.0,
                    help="cut each crop up to crop/RESCALE wide and shrink it to --crop "
                         "(scale log-uniform in [RESCALE, 1]; 1: no rescaling)")
+    p.add_argument("--photos", default="original", choices=["original", "all"],
+                   help="original: leave out the photos of `python -m training data --extra` "
+                        "(the 41 every shipped model trained on); all: every photo in the folder")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--lr-warm", type=float, default=5e-4, help="learning rate of the first --warm-steps")
     p.add_argument("--warm-steps", type=int, default=4000)
@@ -159,7 +163,8 @@ def train(a):
     torch.manual_seed(a.seed)
     device = torch.device(a.device)
     ckpt_path = Path(a.ckpt or default_ckpt())
-    data = CropDataset(a.data or train_dir(), crop=a.crop, seed=a.seed, rescale=a.rescale)
+    data = CropDataset(a.data or train_dir(), crop=a.crop, seed=a.seed, rescale=a.rescale,
+                       exclude=set(EXTRA_SOURCES) if a.photos == "original" else ())
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -238,7 +243,7 @@ def train(a):
                     "lambda_scale_r": a.lambda_r_scale, "lambda_c": a.lambda_c,
                     "lpips": not a.no_lpips, "fill_uniform": a.fill_uniform,
                     "batch": a.batch, "crop": a.crop, "rescale": a.rescale,
-                    "lr_drops": a.lr_drops,
+                    "lr_drops": a.lr_drops, "data": describe_photos(data.names),
                     "train_part": a.train_part, "bf16": a.bf16})
     if resumed_note:
         history[-1]["resumed"] = resumed_note
@@ -339,11 +344,22 @@ def devices_of(runs) -> str:
     return " + ".join(seen)
 
 
+def data_of(runs) -> str:
+    """The photos every run trained on, in order of first use ('A, then B'); runs recorded
+    before the photos were (no 'data' entry) trained on the original 41."""
+    seen = []
+    for r in runs or ():
+        d = None if "averaged" in r else r.get("data", DATA_DESCRIPTION)
+        if d and d not in seen:
+            seen.append(d)
+    return ", then ".join(seen) or DATA_DESCRIPTION
+
+
 def training_record(step, wall, device, a, cfg, history=()):
     return {"steps": int(step), "wall_time_s": round(float(wall)),
             "device": devices_of(history) or str(device),
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
-            "data": DATA_DESCRIPTION, "crop": a.crop, "batch": a.batch,
+            "data": data_of(history), "crop": a.crop, "batch": a.batch,
             "optimizer": "Adam, gradient norm clipped at 1; learning rate and lambda scales "
                          "of each step range in `runs` (the `lambda` entry is the last run's)",
             "lambda": lambda_record(cfg.levels, a),

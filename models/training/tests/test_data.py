@@ -91,3 +91,75 @@ def test_a_new_batch_size_redraws_the_batch_in_flight(ramp_folder):
     in_flight = b.batch_u8(3)
     # no crop is skipped: the 7 begin with the 3 that were drawn ahead
     assert (wider[:3] == in_flight).all() and not (wider[3:6] == in_flight).all()
+
+
+def _eet(entries):
+    """A minimal EET archive: header, directory, then the named entries' bytes."""
+    import struct
+    n = len(entries)
+    head = 12 + 24 * n
+    names = b"".join(name.encode() + b"\0" for name, _ in entries)
+    body, directory, off, noff = b"", b"", head + len(names), head
+    for name, data in entries:
+        directory += struct.pack(">6I", off + len(body), len(data), len(data), noff,
+                                 len(name) + 1, 0)
+        noff += len(name) + 1
+        body += data
+    return struct.pack(">III", 0x1EE70F42, n, 0) + directory + names + body
+
+
+def _jpeg(w, h):
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_the_largest_photo_is_taken_out_of_an_edje_file():
+    from training.data import largest_jpeg_in_edje
+    blob = _eet([("edje/images/1", _jpeg(32, 16)), ("edje/file", b"\x00" * 40),
+                 ("edje/images/0", _jpeg(96, 64))])
+    import io
+    assert Image.open(io.BytesIO(largest_jpeg_in_edje(blob))).size == (96, 64)
+
+
+@pytest.mark.parametrize("blob, why", [
+    (b"\x1e\xe7", "too short"),
+    (b"PK\x03\x04" + b"\x00" * 20, "not an EET"),
+    (bytes.fromhex("1ee70f42") + b"\x7f\xff\xff\xff" + b"\x00" * 8, "runs past the end"),
+])
+def test_a_broken_edje_file_is_refused_with_the_reason(blob, why):
+    from training.data import EdjeError, largest_jpeg_in_edje
+    with pytest.raises(EdjeError, match=why):
+        largest_jpeg_in_edje(blob)
+
+
+def test_an_edje_file_without_a_photo_is_refused():
+    from training.data import EdjeError, largest_jpeg_in_edje
+    blob = _eet([("edje/file", b"\x00" * 40)])
+    with pytest.raises(EdjeError, match="no JPEG"):
+        largest_jpeg_in_edje(blob)
+    # an entry that claims bytes past the end is skipped, not read
+    cut = _eet([("edje/images/0", _jpeg(16, 16))])[:-10]
+    with pytest.raises(EdjeError, match="no JPEG"):
+        largest_jpeg_in_edje(cut)
+
+
+def test_the_photos_of_a_run_are_described_by_package():
+    from training.data import describe_photos
+    from training.train import data_of
+    d = describe_photos(["mate-backgrounds__Aqua.png", "enlightenment-data__Bamboo.png",
+                         "enlightenment-data__Peaks.jpg"])
+    assert d.startswith("3 photos from Debian 12 packages mate-backgrounds (1), "
+                        "enlightenment-data (2);")
+    old = {"from_step": 0}
+    assert data_of([old, {"from_step": 5, "averaged": []}, old]).startswith("41 photos")
+    assert data_of([old, {"from_step": 9, "data": d}]).endswith(", then " + d)
+
+
+def test_excluded_packages_are_left_out_and_other_files_kept(tmp_path):
+    for name in ("mate-backgrounds__a.png", "enlightenment-data__b.png", "my-own.png"):
+        Image.fromarray(np.zeros((70, 70, 3), np.uint8)).save(tmp_path / name)
+    d = CropDataset(tmp_path, crop=64, exclude={"enlightenment-data"})
+    assert d.names == ["mate-backgrounds__a.png", "my-own.png"]
+    assert len(CropDataset(tmp_path, crop=64).names) == 3
