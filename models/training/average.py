@@ -6,6 +6,7 @@ loss; the mean of their weights often sits lower in it than either (measured for
 and appends an entry that names every checkpoint averaged and its weight. It has no optimizer
 state: training from it starts Adam afresh."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -62,4 +63,7 @@ def average_checkpoints(weighted) -> dict:
                                   "file": Path(path).name} for ck, w, path in cks]})
     out = {k: v for k, v in base.items() if k not in ("model", "optimizer", "rng", "history")}
     out.update(model=model, history=history)
+    if "training" in base:   # the record an export writes into model.json
+        out["training"] = {**base["training"], "runs": history,
+                           "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     return out

@@ -7,6 +7,7 @@ with the integer tables of model.json."""
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def evaluate_model(model, images, modes=("mean", "uniform"), samples=1, seed=0, 
         _, _, h, w = x.shape
         xp = pad_to(x, 64)
         for mode in modes:
-            draws = samples if mode == "uniform" else 1
+            draws = 1 if mode == "mean" else samples
             for level in range(1, model.cfg.levels + 1):
                 for d in range(draws):
                     g = torch.Generator().manual_seed(seed + 1000 * d + level)
@@ -107,6 +108,9 @@ def evaluate(a):
         fetch_eval_photos(folder)
     images = sorted([p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
     modes = tuple(a.modes.split(","))
+    for m in modes:
+        if m not in ("mean", "uniform") and not re.fullmatch(r"gauss[0-9]*\.?[0-9]+", m):
+            raise SystemExit(f"--modes: unknown fill {m!r} (mean, uniform or gaussT, e.g. gauss0.25)")
     print(f"evaluating step {training['steps']} on {len(images)} images in {folder}", flush=True)
     rows, means = evaluate_model(model, images, modes, a.samples, a.seed)
     out = Path(a.out or (work_dir() / "eval"))

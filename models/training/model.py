@@ -74,10 +74,14 @@ class SICLite(nn.Module):
         parts = [y_hat_sent[:, :sum(self.cfg.slice_widths[:level])]] if level > 0 else []
         for k in range(level, self.cfg.levels):
             prev = torch.cat(parts, 1) if parts else None
-            mean, _ = self.slices[k](hyper, prev)
+            mean, scale = self.slices[k](hyper, prev)
             if mode == "uniform":
                 u = torch.rand(mean.shape, generator=generator, device="cpu").to(mean)
                 mean = mean + torch.round(4.0 * u - 2.0)
+            elif mode.startswith("gauss"):
+                # evaluation only ("gauss0.25"): a gentler draw, mean + T * scale * N(0, 1)
+                n = torch.randn(mean.shape, generator=generator, device="cpu").to(mean)
+                mean = mean + float(mode[5:]) * scale * n
             elif mode != "mean":
                 raise ValueError(mode)
             parts.append(mean)

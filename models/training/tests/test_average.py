@@ -12,7 +12,8 @@ def _ckpt(path, step, value, config=None, history=None, half=False):
     torch.save({"config": config or {"M": 4}, "step": step, "wall_time_s": step * 10.0,
                 "model": {"a.weight": w.half() if half else w,
                           "a.count": torch.tensor([7], dtype=torch.int64)},
-                "optimizer": {"state": "moments"}, "history": history or [{"from_step": 0}]},
+                "optimizer": {"state": "moments"}, "history": history or [{"from_step": 0}],
+                "training": {"steps": step, "runs": history or [{"from_step": 0}]}},
                path)
     return path
 
@@ -27,6 +28,7 @@ def test_the_weighted_mean_keeps_the_record_of_the_longest_run(tmp_path):
     assert torch.equal(ck["model"]["a.count"], torch.tensor([7]))
     assert ck["step"] == 140 and ck["wall_time_s"] == 1400.0 and "optimizer" not in ck
     assert [r.get("device") for r in ck["history"][:2]] == ["cuda", "cpu"]
+    assert ck["training"]["runs"] == ck["history"] and ck["training"]["steps"] == 140
     assert ck["history"][-1] == {"from_step": 140, "averaged": [
         {"step": 100, "weight": 0.6667, "file": "a.pt"},
         {"step": 140, "weight": 0.3333, "file": "b.pt"}]}

@@ -82,6 +82,27 @@ def test_synonymous_fill_is_seeded_and_sequential(model):
     assert torch.allclose(d, torch.round(d), atol=1e-4) and float(d.abs().max()) <= 2
 
 
+def test_gaussian_fill_scales_with_its_temperature(model):
+    with torch.no_grad():
+        x = torch.rand(1, 3, 64, 64)
+        y, z = model.analysis(x)
+        hyper = model.h_s(torch.round(z))
+        m = model.fill_untransmitted(hyper, y, 3, "mean")
+        zero = model.fill_untransmitted(hyper, y, 3, "gauss0", torch.Generator().manual_seed(2))
+        half = model.fill_untransmitted(hyper, y, 3, "gauss0.5", torch.Generator().manual_seed(2))
+        one = model.fill_untransmitted(hyper, y, 3, "gauss1", torch.Generator().manual_seed(2))
+        _, scale = model.slices[3](hyper, y[:, :model.cfg.offsets()[3]])
+    o, w = model.cfg.offsets()[3], model.cfg.slice_widths[3]
+    assert torch.equal(zero, m)
+    # first drawn slice: same conditioning, so the offsets are T * scale * the same normals
+    d1, d5 = (one - m)[:, o:o + w], (half - m)[:, o:o + w]
+    assert torch.allclose(d5, d1 / 2, atol=1e-5) and float(d1.abs().max()) > 0
+    n = d1 / scale
+    assert 0.8 < float(n.std()) < 1.2
+    with pytest.raises(ValueError):
+        model.fill_untransmitted(hyper, y, 3, "gaussian")
+
+
 def _args(**kw):
     import argparse
     from training.train import add_train_args
