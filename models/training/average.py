@@ -60,7 +60,8 @@ def average_checkpoints(weighted) -> dict:
     history = list(base.get("history") or [])
     history.append({"from_step": int(base["step"]),
                     "averaged": [{"step": int(ck["step"]), "weight": round(w / total, 4),
-                                  "file": Path(path).name} for ck, w, path in cks]})
+                                  "last_run_device": (ck.get("history") or [{}])[-1].get("device")}
+                                 for ck, w, _ in cks]})
     out = {k: v for k, v in base.items() if k not in ("model", "optimizer", "rng", "history")}
     out.update(model=model, history=history)
     if "training" in base:   # the record an export writes into model.json

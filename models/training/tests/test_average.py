@@ -30,8 +30,8 @@ def test_the_weighted_mean_keeps_the_record_of_the_longest_run(tmp_path):
     assert [r.get("device") for r in ck["history"][:2]] == ["cuda", "cpu"]
     assert ck["training"]["runs"] == ck["history"] and ck["training"]["steps"] == 140
     assert ck["history"][-1] == {"from_step": 140, "averaged": [
-        {"step": 100, "weight": 0.6667, "file": "a.pt"},
-        {"step": 140, "weight": 0.3333, "file": "b.pt"}]}
+        {"step": 100, "weight": 0.6667, "last_run_device": "cuda"},
+        {"step": 140, "weight": 0.3333, "last_run_device": "cpu"}]}
 
 
 def test_checkpoints_of_different_models_are_refused(tmp_path):
