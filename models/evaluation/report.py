@@ -144,7 +144,8 @@ def per_image_markdown(rows, test=SIC_MEAN):
     per = {im: averaged_curves([r for r in rows if r["image"] == im]) for im in images}
     if not any(test in c for c in per.values()):
         return "_SIC was not evaluated in this run._\n"
-    anchors = [c for c in CODEC_ORDER if not c.startswith("SIC") and any(c in v for v in per.values())]
+    anchors = [c for c in CODEC_ORDER
+               if not c.startswith("SIC") and any(c in v for v in per.values())]
     tables = {im: bd_table(c, test, anchors) for im, c in per.items()}
     out = ""
     for key, label, _ in METRICS:

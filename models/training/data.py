@@ -96,6 +96,8 @@ def _open_photo(path: Path):
     if path.suffix == ".edj":
         return Image.open(io.BytesIO(largest_jpeg_in_edje(path.read_bytes())))
     return Image.open(path)
+
+
 GOLDEN_PHOTO = "palapeli-data__european-honey-bee.png"
 
 
