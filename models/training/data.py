@@ -53,15 +53,27 @@ DATA_DESCRIPTION = ("41 photos from Debian 12 packages mate-backgrounds, lomiri-
                     "downscaled by 2 (Lanczos)")
 
 
+def package_of(name: str):
+    """The Debian package a training file came from (`<package>__<photo>.png`, as
+    fetch_training_photos names them), or None for any other file."""
+    pkg, sep, _ = Path(name).name.partition("__")
+    return pkg if sep else None
+
+
 def describe_photos(names) -> str:
     """'56 photos from Debian 12 packages a (12), b (3); downscaled by 2 (Lanczos)' for the
-    files of a training folder (named `<package>__<photo>.png` by fetch_training_photos)."""
+    files of a training folder; files of no package are counted as 'other files'."""
     counts = {}
     for n in names:
-        pkg = Path(n).name.split("__")[0] if "__" in Path(n).name else "other files"
+        pkg = package_of(n)
         counts[pkg] = counts.get(pkg, 0) + 1
-    per = ", ".join(f"{k} ({v})" for k, v in counts.items())
-    return f"{sum(counts.values())} photos from Debian 12 packages {per}; downscaled by 2 (Lanczos)"
+    other = counts.pop(None, 0)
+    parts = []
+    if counts:
+        parts.append("Debian 12 packages " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
+    if other:
+        parts.append(f"other files ({other})")
+    return f"{len(names)} photos from " + " and ".join(parts) + "; downscaled by 2 (Lanczos)"
 
 
 class EdjeError(ValueError):
@@ -206,7 +218,7 @@ class CropDataset:
         from PIL import Image
         files = [p for p in sorted(Path(folder).iterdir())
                  if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-                 and p.name.split("__")[0] not in exclude]
+                 and package_of(p.name) not in exclude]
         self.names = [p.name for p in files]
         self.images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
         if not self.images:

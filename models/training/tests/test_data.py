@@ -1,3 +1,6 @@
+import io
+import struct
+
 import numpy as np
 import pytest
 import torch
@@ -95,7 +98,6 @@ def test_a_new_batch_size_redraws_the_batch_in_flight(ramp_folder):
 
 def _eet(entries):
     """A minimal EET archive: header, directory, then the named entries' bytes."""
-    import struct
     n = len(entries)
     head = 12 + 24 * n
     names = b"".join(name.encode() + b"\0" for name, _ in entries)
@@ -109,7 +111,6 @@ def _eet(entries):
 
 
 def _jpeg(w, h):
-    import io
     buf = io.BytesIO()
     Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(buf, "JPEG")
     return buf.getvalue()
@@ -119,7 +120,6 @@ def test_the_largest_photo_is_taken_out_of_an_edje_file():
     from training.data import largest_jpeg_in_edje
     blob = _eet([("edje/images/1", _jpeg(32, 16)), ("edje/file", b"\x00" * 40),
                  ("edje/images/0", _jpeg(96, 64))])
-    import io
     assert Image.open(io.BytesIO(largest_jpeg_in_edje(blob))).size == (96, 64)
 
 
@@ -152,6 +152,8 @@ def test_the_photos_of_a_run_are_described_by_package():
                          "enlightenment-data__Peaks.jpg"])
     assert d.startswith("3 photos from Debian 12 packages mate-backgrounds (1), "
                         "enlightenment-data (2);")
+    assert describe_photos(["mine.png", "mate-backgrounds__Aqua.png"]).startswith(
+        "2 photos from Debian 12 packages mate-backgrounds (1) and other files (1);")
     old = {"from_step": 0}
     assert data_of([old, {"from_step": 5, "averaged": []}, old]).startswith("41 photos")
     assert data_of([old, {"from_step": 9, "data": d}]).endswith(", then " + d)
