@@ -57,5 +57,6 @@ fi
 
 # --- run ------------------------------------------------------------------------------------
 cmd="scripts/rd-eval.sh${*:+ $*}"
-cd models
+# from the checkout's root, so relative --out/--docs/--model paths mean what the caller typed
+export PYTHONPATH="$repo/models${PYTHONPATH:+:$PYTHONPATH}"
 exec nice -n 10 "$venv/bin/python" -m evaluation --command "$cmd" "$@"
