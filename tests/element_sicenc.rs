@@ -141,11 +141,37 @@ fn bad_model_location_fails_in_start_naming_the_file() {
 }
 
 #[test]
+fn rdo_lambda_applies_from_the_next_frame() {
+    let mut h = encoder_harness(None);
+    let enc = h.element().unwrap();
+    let mut sizes = Vec::new();
+    for (i, lambda) in [0.0f32, 0.5].into_iter().enumerate() {
+        enc.set_property("rdo-lambda", lambda);
+        h.push(rgb_buffer(64, 48, 1, 100 * i as u64)).unwrap();
+        let buf = h.pull().unwrap();
+        let map = buf.map_readable().unwrap();
+        let info = gstsic::codec::peek_frame(&map).unwrap().unwrap();
+        assert_eq!(info.frame_len, map.len());
+        sizes.push(map.len());
+    }
+    assert!(
+        sizes[1] < sizes[0],
+        "rdo-lambda 0.5 gave {} B, 0 gave {} B",
+        sizes[1],
+        sizes[0]
+    );
+}
+
+#[test]
 fn properties_have_documented_defaults() {
     util::init();
     let enc = gst::ElementFactory::make("sicenc").build().unwrap();
     assert_eq!(enc.property::<u32>("layers"), 0);
     assert_eq!(enc.property::<u32>("target-bitrate"), 0);
+    assert_eq!(
+        enc.property::<f32>("rdo-lambda"),
+        gstsic::codec::DEFAULT_RDO_LAMBDA
+    );
     assert_eq!(enc.property::<String>("model-location"), "");
     assert_eq!(enc.property::<i32>("device-id"), 0);
     assert_eq!(enc.property::<u32>("threads"), 0);

@@ -16,17 +16,44 @@ pub struct EncodedFrame {
     pub timing: Timing,
 }
 
+/// The rate term of the encoder's quantiser by default (see [`Encoder::set_rdo_lambda`]).
+pub const DEFAULT_RDO_LAMBDA: f32 = 0.02;
+/// Largest accepted rate term: beyond it nearly every latent collapses to its mean.
+pub const MAX_RDO_LAMBDA: f32 = 1.0;
+
 pub struct Encoder {
     bundle: Arc<Bundle>,
+    rdo_lambda: f32,
 }
 
 impl Encoder {
     pub fn new(bundle: Arc<Bundle>) -> Self {
-        Encoder { bundle }
+        Encoder {
+            bundle,
+            rdo_lambda: DEFAULT_RDO_LAMBDA,
+        }
     }
 
     pub fn bundle(&self) -> &Arc<Bundle> {
         &self.bundle
+    }
+
+    /// Rate-distortion optimised quantisation of y: each latent picks, of the two integers
+    /// around it, the one with the lower squared error + `lambda` × its bits under the
+    /// symbol's own table (0 = plain rounding, docs/model.md rule 4). Only the encoder's
+    /// choice of symbols changes, so every decoder reads the result.
+    pub fn set_rdo_lambda(&mut self, lambda: f32) -> Result<(), Error> {
+        if !(0.0..=MAX_RDO_LAMBDA).contains(&lambda) {
+            return Err(Error::InvalidInput(format!(
+                "rdo lambda {lambda} out of range 0..={MAX_RDO_LAMBDA}"
+            )));
+        }
+        self.rdo_lambda = lambda;
+        Ok(())
+    }
+
+    pub fn rdo_lambda(&self) -> f32 {
+        self.rdo_lambda
     }
 
     /// Encodes at `layers` (1..=L).
@@ -115,7 +142,7 @@ impl Encoder {
             let mut q = Vec::with_capacity(n);
             for i in 0..n {
                 let bk = em.bucket(scale[i]);
-                let s = em.y[bk].quantize(y[o0 + i] - mean[i]);
+                let s = em.y[bk].quantize_rd(y[o0 + i] - mean[i], self.rdo_lambda);
                 y_hat[o0 + i] = s as f32 + mean[i];
                 buckets.push(bk as u32);
                 q.push(s);

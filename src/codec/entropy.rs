@@ -43,6 +43,9 @@ pub(crate) struct Table {
     pub min: i32,
     pub max: i32,
     model: DefaultContiguousCategoricalEntropyModel,
+    /// Information content of each symbol in bits, `-log2(freq / 2^precision)`: the rate term
+    /// of the encoder's rate-distortion quantiser.
+    bits: Vec<f32>,
 }
 
 impl Table {
@@ -73,6 +76,10 @@ impl Table {
                 1u64 << precision
             ));
         }
+        let bits = freqs
+            .iter()
+            .map(|&f| (precision as f64 - (f as f64).log2()) as f32)
+            .collect();
         let shift = CODER_PRECISION - precision;
         let probs: Vec<u32> = freqs.iter().map(|&f| (f as u32) << shift).collect();
         let model =
@@ -84,6 +91,7 @@ impl Table {
             min: min as i32,
             max: max as i32,
             model,
+            bits,
         })
     }
 
@@ -92,6 +100,24 @@ impl Table {
         let r = v.round_ties_even();
         // `as i64` saturates and maps NaN to 0.
         (r as i64).clamp(self.min as i64, self.max as i64) as i32
+    }
+
+    /// Rate-distortion quantiser: of the two integers around `v` (within the range), the one
+    /// with the lower `(v - q)^2 + lambda * bits(q)`, ties to the lower. The squared error is
+    /// measured in the latent, a proxy for the image error; `lambda <= 0` (or a non-finite
+    /// `v`) is plain [`Self::quantize`]. Any choice decodes: the decoder only reads `q`.
+    pub fn quantize_rd(&self, v: f32, lambda: f32) -> i32 {
+        if lambda.is_nan() || lambda <= 0.0 || !v.is_finite() {
+            return self.quantize(v);
+        }
+        let fl = v.floor() as i64;
+        let clamp = |q: i64| q.clamp(self.min as i64, self.max as i64) as i32;
+        let (lo, hi) = (clamp(fl), clamp(fl + 1));
+        let cost = |q: i32| {
+            let d = v - q as f32;
+            d * d + lambda * self.bits[(q - self.min) as usize]
+        };
+        if cost(hi) < cost(lo) { hi } else { lo }
     }
 }
 
@@ -291,6 +317,45 @@ mod tests {
         assert!(Table::new(0, &[5, 7], 16).is_err());
         assert!(Table::new(0, &[1, 1], 30).is_err());
         assert!(Table::new(i64::MAX, &[1 << 15, 1 << 15], 16).is_err());
+    }
+
+    #[test]
+    fn rd_quantiser_trades_error_for_bits() {
+        let t = Table::new(-3, &laplace_table(-3, 7, 16), 16).unwrap();
+        // Without a rate term it is plain rounding (ties to even included).
+        for v in [
+            -2.6f32,
+            -0.5,
+            0.49,
+            0.5,
+            1.5,
+            2.2,
+            -100.0,
+            f32::NAN,
+            f32::INFINITY,
+        ] {
+            assert_eq!(t.quantize_rd(v, 0.0), t.quantize(v), "v = {v}");
+        }
+        // 0 is the cheapest symbol (1 costs about 1 bit more): the rate term pulls 0.6 to it,
+        // 0.9 stays at 1; a smaller rate term leaves 0.6 at 1.
+        assert_eq!(t.quantize_rd(0.6, 0.3), 0);
+        assert_eq!(t.quantize_rd(-0.6, 0.3), 0);
+        assert_eq!(t.quantize_rd(0.9, 0.3), 1);
+        assert_eq!(t.quantize_rd(0.4, 0.3), 0);
+        assert_eq!(t.quantize_rd(0.6, 0.1), 1);
+        // It never picks a symbol further away than the two neighbours, and stays in range.
+        assert_eq!(t.quantize_rd(2.7, 10.0), 2);
+        assert_eq!(t.quantize_rd(50.0, 0.1), 3);
+        assert_eq!(t.quantize_rd(-50.0, 0.1), -3);
+        // Its choice never costs more bits than rounding.
+        for i in -300..300 {
+            let v = i as f32 / 100.0;
+            let (r, q) = (t.quantize(v), t.quantize_rd(v, 0.05));
+            assert!(
+                t.bits[(q - t.min) as usize] <= t.bits[(r - t.min) as usize],
+                "v = {v}"
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod tensor;
 
 pub use bundle::Bundle;
 pub use decoder::{Decoded, Decoder};
-pub use encoder::{EncodedFrame, Encoder};
+pub use encoder::{DEFAULT_RDO_LAMBDA, EncodedFrame, Encoder, MAX_RDO_LAMBDA};
 pub use runtime::resolve_ort_library;
 
 /// Largest accepted picture width or height.

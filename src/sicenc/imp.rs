@@ -29,6 +29,7 @@ struct Settings {
     model: common::ModelSettings,
     layers: u32,
     target_bitrate: u32,
+    rdo_lambda: f32,
 }
 
 impl Default for Settings {
@@ -37,6 +38,7 @@ impl Default for Settings {
             model: common::ModelSettings::default(),
             layers: DEFAULT_LAYERS,
             target_bitrate: DEFAULT_TARGET_BITRATE,
+            rdo_lambda: codec::DEFAULT_RDO_LAMBDA,
         }
     }
 }
@@ -101,6 +103,18 @@ impl ObjectImpl for SicEnc {
                     .default_value(DEFAULT_TARGET_BITRATE)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecFloat::builder("rdo-lambda")
+                    .nick("RDO lambda")
+                    .blurb(
+                        "Rate-distortion optimised quantisation: weight of the bits against the \
+                         latent's squared error when rounding (0 = plain rounding; larger = fewer \
+                         bits, a little lower quality). Decoders need no setting",
+                    )
+                    .minimum(0.0)
+                    .maximum(codec::MAX_RDO_LAMBDA)
+                    .default_value(codec::DEFAULT_RDO_LAMBDA)
+                    .mutable_playing()
+                    .build(),
             ];
             props.extend(common::ModelSettings::properties("analysis"));
             props
@@ -125,6 +139,7 @@ impl ObjectImpl for SicEnc {
                 }
             }
             "target-bitrate" => settings.target_bitrate = value.get().unwrap(),
+            "rdo-lambda" => settings.rdo_lambda = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -144,6 +159,7 @@ impl ObjectImpl for SicEnc {
         match pspec.name() {
             "layers" => settings.layers.to_value(),
             "target-bitrate" => settings.target_bitrate.to_value(),
+            "rdo-lambda" => settings.rdo_lambda.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -345,7 +361,10 @@ impl VideoEncoderImpl for SicEnc {
         if obj.src_pad().check_reconfigure() {
             self.negotiate_layers(false)?;
         }
-        let target_bitrate = self.settings.lock().unwrap().target_bitrate;
+        let (target_bitrate, rdo_lambda) = {
+            let s = self.settings.lock().unwrap();
+            (s.target_bitrate, s.rdo_lambda)
+        };
         let budget_bits = if target_bitrate > 0 {
             Some(self.frame_budget_bits(target_bitrate, &frame))
         } else {
@@ -362,6 +381,11 @@ impl VideoEncoderImpl for SicEnc {
         let info = input_state.info();
         let format = common::pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
         let carried_max = state.layers;
+        if let Err(e) = state.encoder.set_rdo_lambda(rdo_lambda) {
+            drop(guard);
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", e));
+            return Err(gst::FlowError::Error);
+        }
 
         let input = frame.input_buffer().ok_or(gst::FlowError::Error)?;
         let vframe =
