@@ -28,6 +28,8 @@ def main(argv=None):
     ap.add_argument("--sic-levels", help="comma-separated levels (default: all)")
     ap.add_argument("--no-sic", action="store_true", help="classical codecs only")
     ap.add_argument("--seed", type=int, default=1, help="sicdec seed for sampled decodes")
+    ap.add_argument("--sic-rdo-lambda", type=float, default=None,
+                    help="sicenc rdo-lambda (default: the element's default)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the metrics")
     ap.add_argument("--reuse", action="store_true",
                     help="keep classical-codec points of the previous run in --out (same settings)")

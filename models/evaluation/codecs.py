@@ -179,12 +179,14 @@ def sic_env(repo: Path):
 
 
 def sic(name, rgb, png, workdir: Path, settings, repo: Path, model_dir: Path,
-        samplings=("mean", "uniform"), seed=1, timeout=900):
+        samplings=("mean", "uniform"), seed=1, timeout=900, rdo_lambda=None):
     env = sic_env(repo)
+    # the element's default unless asked for (a float, so nothing else reaches the command)
+    rdo = "" if rdo_lambda is None else f" rdo-lambda={float(rdo_lambda)!r}"
     for level in settings:
         f = workdir / f"{name}.sic.l{level}.sic"
         gst(f"filesrc location={png} ! pngdec ! videoconvert ! video/x-raw,format=RGB ! "
-            f"sicenc layers={level} model-location={model_dir} ! filesink location={f}",
+            f"sicenc layers={level}{rdo} model-location={model_dir} ! filesink location={f}",
             env=env, timeout=timeout)
         nbytes = f.stat().st_size
         for mode in samplings:
@@ -196,4 +198,4 @@ def sic(name, rgb, png, workdir: Path, settings, repo: Path, model_dir: Path,
             if rec.shape != rgb.shape:
                 raise CodecError(f"SIC decoded {rec.shape}, original {rgb.shape}")
             yield Point(f"SIC ({mode})", f"level={level}", nbytes, rec,
-                        f"sicenc layers={level}; sicdec sampling={mode} seed={seed}")
+                        f"sicenc layers={level}{rdo}; sicdec sampling={mode} seed={seed}")

@@ -144,7 +144,8 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
                 log(f"{name:16s} {LABELS[c]:22s} reused {len(old)} points from the previous run")
                 continue
             if c == "sic":
-                gen = codecs.sic(name, orig, png, wd, sic_set, repo, model_dir, seed=args.seed)
+                gen = codecs.sic(name, orig, png, wd, sic_set, repo, model_dir, seed=args.seed,
+                                 rdo_lambda=args.sic_rdo_lambda)
             else:
                 gen = CLASSICAL[c](name, orig, png, wd, SETTINGS[c][1 if quick else 0])
             n = 0
@@ -173,7 +174,8 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
     write_csv(rows, csv_path)
     meta = {"images": {n: list(images.read_rgb(paths[n]).shape[:2]) for n in names},
             "problems": problems, "timings_s": timings, "quick": quick,
-            "sic_levels": sic_set, "seed": args.seed, "settings": settings_used,
+            "sic_levels": sic_set, "seed": args.seed, "sic_rdo_lambda": args.sic_rdo_lambda,
+            "settings": settings_used,
             "codecs": active, "reused": sorted(reused), "source": source,
             "model": {k: model.get(k) for k in ("name", "model_id", "levels", "training")}}
     (out / "run.json").write_text(json.dumps(meta, indent=1))

@@ -72,3 +72,26 @@ def test_j2k_truncated_prefix_decodes_like_layer_limit(tmp_path):
         dec = np.asarray(Image.open(out).convert("RGB"))
         assert (dec == pt.recon).all(), f"layer {n}: truncated file decodes differently"
     assert [p.nbytes for p in pts] == sorted(p.nbytes for p in pts)
+
+
+@pytest.mark.parametrize("lam, expect", [(None, None), (0.02, "rdo-lambda=0.02")])
+def test_sic_passes_the_encoder_rate_term_only_when_asked(tmp_path, monkeypatch, lam, expect):
+    rgb = _photo_like(32, 48)
+    seen = []
+
+    def fake_gst(pipeline, env=None, timeout=600):
+        seen.append(pipeline)
+        out = pipeline.rsplit("location=", 1)[1].split()[0]
+        Path(out).write_bytes(b"x" * 10)
+
+    monkeypatch.setattr(codecs, "gst", fake_gst)
+    monkeypatch.setattr(codecs, "read_rgb", lambda p: rgb)
+    pts = list(codecs.sic("p", rgb, tmp_path / "p.png", tmp_path, [1, 2], tmp_path, tmp_path,
+                          samplings=("mean",), rdo_lambda=lam))
+    assert [p.setting for p in pts] == ["level=1", "level=2"]
+    encodes = [s for s in seen if "sicenc" in s]
+    assert len(encodes) == 2
+    for s in encodes + [p.note for p in pts]:
+        assert ("rdo-lambda" in s) == (expect is not None), s
+        if expect:
+            assert expect in s
