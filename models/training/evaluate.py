@@ -26,6 +26,8 @@ def add_eval_args(p):
     p.add_argument("--samples", type=int, default=1, help="uniform draws per image and level")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="mean,uniform")
+    p.add_argument("--rdo-lambda", type=float, default=0.0,
+                   help="quantise y as sicenc rdo-lambda=X does (default 0: plain rounding)")
 
 
 def load_image(p):
@@ -45,7 +47,7 @@ def psnr(a, b):
 
 
 def evaluate_model(model, images, modes=("mean", "uniform"), samples=1, seed=0, lp=None,
-                   verbose=True):
+                   verbose=True, rdo_lambda=0.0):
     """Returns rows {image, mode, level, bpp, psnr, msssim, lpips} and per-level means."""
     from pytorch_msssim import ms_ssim
     if lp is None:
@@ -63,7 +65,7 @@ def evaluate_model(model, images, modes=("mean", "uniform"), samples=1, seed=0, 
             for level in range(1, model.cfg.levels + 1):
                 for d in range(draws):
                     g = torch.Generator().manual_seed(seed + 1000 * d + level)
-                    x_hat, bpp_pad = model.code(xp, level, mode, g, zt)
+                    x_hat, bpp_pad = model.code(xp, level, mode, g, zt, rdo_lambda)
                     x_hat = quantise8(x_hat[:, :, :h, :w])
                     bpp = bpp_pad * xp.shape[2] * xp.shape[3] / (h * w)
                     with torch.no_grad():
@@ -112,7 +114,9 @@ def evaluate(a):
         if m not in ("mean", "uniform") and not re.fullmatch(r"gauss[0-9]*\.?[0-9]+", m):
             raise SystemExit(f"--modes: unknown fill {m!r} (mean, uniform or gaussT, e.g. gauss0.25)")
     print(f"evaluating step {training['steps']} on {len(images)} images in {folder}", flush=True)
-    rows, means = evaluate_model(model, images, modes, a.samples, a.seed)
+    if not 0.0 <= a.rdo_lambda <= 1.0:
+        raise SystemExit(f"--rdo-lambda {a.rdo_lambda}: out of range 0..1 (sicenc's range)")
+    rows, means = evaluate_model(model, images, modes, a.samples, a.seed, rdo_lambda=a.rdo_lambda)
     out = Path(a.out or (work_dir() / "eval"))
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "per_image.csv", "w", newline="") as f:
@@ -122,7 +126,8 @@ def evaluate(a):
     L = model.cfg.levels
     lines = [f"SIC-lite, checkpoint step {training['steps']}, {len(images)} images from {folder.name} "
              f"(dev photos: skimage/sklearn/matplotlib); bpp estimated from likelihoods "
-             f"(real bytes come from the Rust codec)", "",
+             f"(real bytes come from the Rust codec); y quantised "
+             + (f"with rdo-lambda {a.rdo_lambda}" if a.rdo_lambda > 0 else "by rounding"), "",
              "| mode | level | bpp | PSNR dB | MS-SSIM | LPIPS-Alex |", "| --- | --- | --- | --- | --- | --- |"]
     with open(out / "per_level.csv", "w", newline="") as f:
         wr = csv.writer(f)

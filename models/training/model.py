@@ -122,9 +122,11 @@ class SICLite(nn.Module):
 
     # -- inference following the coding rules ---------------------------------------------------
     @torch.no_grad()
-    def code(self, x, level, mode="mean", generator=None, z_table=None):
+    def code(self, x, level, mode="mean", generator=None, z_table=None, rdo_lambda=0.0):
         """Quantise exactly as docs/model.md (rules 2-6, without the scale buckets) and return
-        the reconstruction and the likelihood-estimated bits per pixel of the level."""
+        the reconstruction and the likelihood-estimated bits per pixel of the level.
+        `rdo_lambda` > 0 quantises y as sicenc's rdo-lambda does (rule 4), the bits taken from
+        the Gaussian itself instead of its integer table."""
         _, _, H, W = x.shape
         y, z = self.analysis(x)
         if z_table is not None:
@@ -141,12 +143,25 @@ class SICLite(nn.Module):
         parts = []
         for k in range(level):
             mean, scale = self.slices[k](hyper, torch.cat(parts, 1) if parts else None)
-            q = torch.round(self.slice_of(y, k) - mean)
+            q = rd_round(self.slice_of(y, k) - mean, scale, rdo_lambda)
             bits = bits - torch.log2(gaussian_likelihood(q, scale)).sum()
             parts.append(q + mean)
         sent = torch.cat(parts, 1) if parts else None
         y_hat = self.fill_untransmitted(hyper, sent, level, mode, generator)
         return self.g_s(y_hat), float(bits) / (H * W)
+
+
+def rd_round(r, scale, rdo_lambda=0.0):
+    """Rounding of the residual r = y - mean, or with rdo_lambda > 0, of floor(r) and
+    floor(r) + 1 the one with the lower (r - q)^2 + rdo_lambda * bits(q) (ties to floor)."""
+    if rdo_lambda <= 0:
+        return torch.round(r)
+    lo = torch.floor(r)
+    hi = lo + 1
+
+    def cost(q):
+        return (r - q) ** 2 - rdo_lambda * torch.log2(gaussian_likelihood(q, scale))
+    return torch.where(cost(hi) < cost(lo), hi, lo)
 
 
 def pad_to(x, multiple=64):

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from training.config import ModelConfig  # noqa: E402
 from training.entropy import quantize_pmf, y_scale_table, y_tables, z_tables  # noqa: E402
-from training.model import SICLite, pad_to  # noqa: E402
+from training.model import SICLite, pad_to, rd_round  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +247,20 @@ def test_bf16_transform_keeps_names_and_float32_ends(model):
     assert not torch.equal(y16, y32)  # bfloat16 really ran
     assert float((y16 - y32).abs().max()) < 0.05 * float(y32.abs().max()) + 1e-3
     assert float((x16 - x32).abs().max()) < 0.05 * float(x32.abs().max()) + 1e-3
+
+
+def test_rd_round_trades_error_for_bits(model):
+    r = torch.tensor([0.4, 0.6, -0.6, 0.9, 2.6, -1.5])
+    scale = torch.full_like(r, 1.0)
+    assert torch.equal(rd_round(r, scale, 0.0), torch.round(r))
+    q = rd_round(r, scale, 0.5)   # 1 costs 0.66 bit more than 0 at scale 1
+    # always one of the two neighbours, never further from the mean than rounding
+    assert torch.all((q == torch.floor(r)) | (q == torch.floor(r) + 1))
+    assert torch.all(q.abs() <= torch.round(r).abs())
+    assert q[1] == 0 and q[2] == 0 and q[3] == 1
+    # level 1 (one slice, whose parameters depend on z only): never more bits than rounding
+    x = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(3))
+    zt = z_tables(model.density_z)
+    _, b0 = model.code(x, 1, "mean", None, zt)
+    _, b1 = model.code(x, 1, "mean", None, zt, rdo_lambda=0.1)
+    assert b1 <= b0
