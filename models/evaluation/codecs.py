@@ -178,6 +178,13 @@ def sic_env(repo: Path):
     return env
 
 
+def property_default(element: str, prop: str, env=None):
+    """The default of a numeric element property as gst-inspect-1.0 prints it, or None."""
+    p = subprocess.run(["gst-inspect-1.0", element], env=env, capture_output=True, text=True)
+    m = re.search(rf"^\s*{re.escape(prop)}\s*:.*?Default:\s*(-?[0-9.]+)", p.stdout, re.M | re.S)
+    return float(m.group(1)) if p.returncode == 0 and m else None
+
+
 def sic(name, rgb, png, workdir: Path, settings, repo: Path, model_dir: Path,
         samplings=("mean", "uniform"), seed=1, timeout=900, rdo_lambda=None):
     env = sic_env(repo)

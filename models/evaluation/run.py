@@ -116,6 +116,9 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
         problems.append(f"DISTS not available: {perceptual.dists_error}")
         log(problems[-1])
 
+    rdo_lambda = args.sic_rdo_lambda   # what sicenc ran with: asked for, or its default
+    if rdo_lambda is None and "sic" in active:
+        rdo_lambda = codecs.property_default("sicenc", "rdo-lambda", codecs.sic_env(repo))
     source = source_state(repo)
     rows = []
     timings = {}
@@ -174,7 +177,8 @@ def evaluate(args, repo: Path, model_dir: Path, out: Path, log):
     write_csv(rows, csv_path)
     meta = {"images": {n: list(images.read_rgb(paths[n]).shape[:2]) for n in names},
             "problems": problems, "timings_s": timings, "quick": quick,
-            "sic_levels": sic_set, "seed": args.seed, "sic_rdo_lambda": args.sic_rdo_lambda,
+            "sic_levels": sic_set, "seed": args.seed, "sic_rdo_lambda": rdo_lambda,
+            "sic_rdo_lambda_asked": args.sic_rdo_lambda is not None,
             "settings": settings_used,
             "codecs": active, "reused": sorted(reused), "source": source,
             "model": {k: model.get(k) for k in ("name", "model_id", "levels", "training")}}

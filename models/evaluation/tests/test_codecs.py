@@ -95,3 +95,15 @@ def test_sic_passes_the_encoder_rate_term_only_when_asked(tmp_path, monkeypatch,
         assert ("rdo-lambda" in s) == (expect is not None), s
         if expect:
             assert expect in s
+
+
+def test_property_default_reads_gst_inspect(monkeypatch):
+    text = ("  layers              : Most layers\n                        Unsigned Integer. Range: 0 - 8"
+            " Default: 0 \n  rdo-lambda          : Rate term\n                        flags: readable\n"
+            "                        Float. Range:               0 -               1 Default:"
+            "            0.02 \n")
+    monkeypatch.setattr(codecs.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, text, ""))
+    assert codecs.property_default("sicenc", "rdo-lambda") == 0.02
+    assert codecs.property_default("sicenc", "layers") == 0.0
+    assert codecs.property_default("sicenc", "seed") is None
