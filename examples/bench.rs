@@ -3,6 +3,7 @@
 //!
 //!   cargo run --release --example bench -- [--provider cpu|cuda|auto] [--device-id N]
 //!       [--threads N] [--sizes 1280x720,1920x1080] [--frames N] [--layers N] [--model DIR]
+//!       [--rdo-lambda X]
 //!
 //! The first frame of each size is a warm-up and is not counted.
 
@@ -21,6 +22,7 @@ struct Args {
     frames: usize,
     layers: Option<u8>,
     model: PathBuf,
+    rdo_lambda: f32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,6 +32,7 @@ fn parse_args() -> Result<Args, String> {
         frames: 5,
         layers: None,
         model: Bundle::default_dir(),
+        rdo_lambda: gstsic::codec::DEFAULT_RDO_LAMBDA,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
             "--frames" => a.frames = value()?.parse().map_err(|e| format!("{e}"))?,
             "--layers" => a.layers = Some(value()?.parse().map_err(|e| format!("{e}"))?),
             "--model" => a.model = value()?.into(),
+            "--rdo-lambda" => a.rdo_lambda = value()?.parse().map_err(|e| format!("{e}"))?,
             "--sizes" => {
                 a.sizes = value()?
                     .split(',')
@@ -106,19 +110,24 @@ fn run() -> Result<(), String> {
     let bundle = Bundle::load(&args.model, &args.opts).map_err(|e| e.to_string())?;
     let layers = args.layers.unwrap_or(bundle.levels());
     println!(
-        "model {} ({}), heavy networks on {} ({}), {} frames per size after one warm-up, {} layers",
+        "model {} ({}), heavy networks on {} ({}), {} frames per size after one warm-up, {} layers, \
+         rdo-lambda {}",
         bundle.name(),
         bundle.model_id_hex(),
         bundle.active_provider(),
         bundle.provider_note(),
         args.frames,
-        layers
+        layers,
+        args.rdo_lambda
     );
     println!(
         "{:<10} {:<6} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "size", "stage", "fps", "total", "convert", "network", "params", "entropy", "bpp"
     );
     let mut encoder = Encoder::new(bundle.clone());
+    encoder
+        .set_rdo_lambda(args.rdo_lambda)
+        .map_err(|e| e.to_string())?;
     let mut decoder = Decoder::new(bundle.clone());
     for &(w, h) in &args.sizes {
         let pixels = test_picture(w, h);
