@@ -6,6 +6,8 @@
 //! RECONFIGURE while playing from the next frame on. With `target-bitrate` set, each frame is
 //! encoded at the negotiated number of layers and truncated (codec::thin) to the most layers that
 //! fit a per-frame budget, so the `layers` caps field is then the maximum a frame carries.
+//! `rdo-lambda` weighs bits against error when the latent is quantised (an encoder-only choice:
+//! the stream format does not change).
 
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
