@@ -206,6 +206,11 @@ def fetch_eval_photos(dest: Path = None, verbose=True):
     return dest
 
 
+def crops_to_float(crops):
+    """uint8 NHWC crops -> float NCHW in [0, 1], on whatever device they are."""
+    return crops.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
 class CropDataset:
     """All photos (PNG or JPEG) in memory (uint8); random crops with horizontal/vertical flips.
 
@@ -236,7 +241,7 @@ class CropDataset:
 
     def batch(self, n):
         """n crops as floats (N, 3, crop, crop) in [0, 1]."""
-        return self.batch_u8(n).permute(0, 3, 1, 2).float().div_(255.0)
+        return crops_to_float(self.batch_u8(n))
 
     def batch_u8(self, n):
         """n crops as they are stored, uint8 (N, crop, crop, 3): a quarter of the bytes to copy

@@ -102,6 +102,13 @@ def acceptance(means, levels, mode="mean"):
 
 
 def evaluate(a):
+    # the options first: a wrong one fails before the model loads or photos download
+    modes = tuple(a.modes.split(","))
+    for m in modes:
+        if m not in ("mean", "uniform") and not re.fullmatch(r"gauss[0-9]*\.?[0-9]+", m):
+            raise SystemExit(f"--modes: unknown fill {m!r} (mean, uniform or gaussT, e.g. gauss0.25)")
+    if not 0.0 <= a.rdo_lambda <= 1.0:
+        raise SystemExit(f"--rdo-lambda {a.rdo_lambda}: out of range 0..1 (sicenc's range)")
     from .train import load_model_for_export
     model, training = load_model_for_export(a.ckpt, False)
     folder = Path(a.images or eval_dir())
@@ -109,13 +116,7 @@ def evaluate(a):
         from .data import fetch_eval_photos
         fetch_eval_photos(folder)
     images = sorted([p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
-    modes = tuple(a.modes.split(","))
-    for m in modes:
-        if m not in ("mean", "uniform") and not re.fullmatch(r"gauss[0-9]*\.?[0-9]+", m):
-            raise SystemExit(f"--modes: unknown fill {m!r} (mean, uniform or gaussT, e.g. gauss0.25)")
     print(f"evaluating step {training['steps']} on {len(images)} images in {folder}", flush=True)
-    if not 0.0 <= a.rdo_lambda <= 1.0:
-        raise SystemExit(f"--rdo-lambda {a.rdo_lambda}: out of range 0..1 (sicenc's range)")
     rows, means = evaluate_model(model, images, modes, a.samples, a.seed, rdo_lambda=a.rdo_lambda)
     out = Path(a.out or (work_dir() / "eval"))
     out.mkdir(parents=True, exist_ok=True)

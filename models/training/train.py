@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import DEFAULT_BUNDLE, ModelConfig
-from .data import (DATA_DESCRIPTION, EXTRA_SOURCES, CropDataset, describe_photos, train_dir,
-                   work_dir)
+from .data import (DATA_DESCRIPTION, EXTRA_SOURCES, CropDataset, crops_to_float, describe_photos,
+                   train_dir, work_dir)
 from .model import SICLite, count_parameters
 
 PAPER_LEVELS = 16
@@ -326,8 +326,7 @@ def on_device(crops, device):
     ordinary memory first waits for the GPU to finish everything queued)."""
     if device.type == "cuda":
         crops = crops.pin_memory()
-    x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2)
-    return x.float().div_(255.0).contiguous()
+    return crops_to_float(crops.to(device, non_blocking=True))
 
 
 def LPIPS(device):
