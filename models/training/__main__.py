@@ -1,4 +1,4 @@
-"""Command line: python -m training {data,train,average,export,verify,restore,evaluate}
+"""Command line: python -m training {data,train,tune-entropy,average,export,verify,restore,evaluate}
 (run from models/)."""
 
 import argparse
@@ -19,6 +19,11 @@ def main(argv=None):
     t = sub.add_parser("train", help="train (resumes from the checkpoint if present)")
     from .train import add_train_args
     add_train_args(t)
+
+    et = sub.add_parser("tune-entropy", help="train the entropy model alone (g_a and g_s "
+                        "frozen) on latents cached once: many cheap steps")
+    from .entropy_tune import add_tune_args
+    add_tune_args(et)
 
     av = sub.add_parser("average", help="average the weights of checkpoints of one model "
                         "(no optimizer state; the record names what was averaged)")
@@ -60,6 +65,9 @@ def main(argv=None):
     elif a.cmd == "train":
         from .train import train
         train(a)
+    elif a.cmd == "tune-entropy":
+        from .entropy_tune import tune
+        tune(a)
     elif a.cmd == "average":
         from .average import AverageError, average_checkpoints, parse_weighted
         from .train import atomic_save

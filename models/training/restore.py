@@ -181,6 +181,7 @@ def checkpoint_from_bundle(bundle: Path, fit_iters: int = 3000, verbose: bool = 
     tr = meta.get("training", {})
     return {"config": cfg.to_dict(), "model": model.state_dict(),
             "step": int(tr.get("steps", 0)), "wall_time_s": float(tr.get("wall_time_s", 0)),
+            "entropy_steps": int(tr.get("entropy_steps", 0)),
             "device": "cpu", "history": list(tr.get("runs", [])), "training": tr,
             "restored_from": {"bundle": str(bundle), "model_id": meta["model_id"],
                               "z_fit_kl_bits_max": float(kl.max())}}

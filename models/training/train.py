@@ -249,14 +249,7 @@ def train(a):
         history[-1]["resumed"] = resumed_note
     drops = parse_lr_drops(a.lr_drops)
 
-    stop = {"flag": False}
-
-    def on_signal(signum, _frame):
-        print(f"signal {signum}: saving and stopping", flush=True)
-        stop["flag"] = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
 
     def save():
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
@@ -318,6 +311,19 @@ def train(a):
         t_prev = time.time()
     save()
     print(f"saved {ckpt_path} at step {step} ({wall:.0f} s of training)", flush=True)
+
+
+def stop_on_signals():
+    """A flag that SIGINT and SIGTERM raise, so a loop saves and stops between steps."""
+    stop = {"flag": False}
+
+    def on_signal(signum, _frame):
+        print(f"signal {signum}: saving and stopping", flush=True)
+        stop["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop
 
 
 def on_device(crops, device):
