@@ -204,7 +204,9 @@ def tune(a):
     history = list(ck.get("history") or [])
     last = history[-1] if history else {}
     done = int(ck.get("entropy_steps", 0))
-    if "optimizer" in ck and last.get("train_part") == "entropy":
+    # Adam's moments belong to one parameter set: only a run of the same part reuses them
+    if ("optimizer" in ck and last.get("train_part") == "entropy"
+            and last.get("part", "all") == a.part):
         opt.load_state_dict(ck["optimizer"])
     for g in opt.param_groups:
         g["lr"] = a.lr
@@ -226,9 +228,10 @@ def tune(a):
     # the reference sizes: the model as loaded (or as this tuning found it), on fixed windows
     monitor = Windows(lat, a.window, 12345).batch(32)
     ref = ck.get("entropy_reference")
-    if ref is None or (ref.get("window"), ref.get("margin")) != (a.window, a.margin):
+    setup = {"latents": cache.stem, "window": a.window, "margin": a.margin}
+    if ref is None or any(ref.get(k) != v for k, v in setup.items()):
         with torch.no_grad():
-            ref = {"window": a.window, "margin": a.margin,
+            ref = {**setup,
                    "bits": level_bits(model, monitor, margin=a.margin).mean(1).tolist()}
     ref_bits = torch.tensor(ref["bits"])
 

@@ -89,6 +89,9 @@ def test_tune_changes_only_the_entropy_model_and_resumes(photos, capsys):
     assert ck2["history"][-1]["from_entropy_step"] == 3
     assert ck2["entropy_reference"] == ck["entropy_reference"]
     assert len(ck2["history"]) == 3
+    # another part trains other parameters: its Adam starts afresh instead of failing
+    main(["tune-entropy", "--steps", "6", "--part", "scales"] + common)
+    assert torch.load(ckpt, weights_only=False)["entropy_steps"] == 6
 
 
 @pytest.mark.parametrize("argv, msg", [
