@@ -206,6 +206,16 @@ def fetch_eval_photos(dest: Path = None, verbose=True):
     return dest
 
 
+def photo_files(folder: Path, exclude=()):
+    """The PNG and JPEG photos in `folder`, but those of the `exclude` packages."""
+    files = [p for p in sorted(Path(folder).iterdir())
+             if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+             and package_of(p.name) not in exclude]
+    if not files:
+        raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
+    return files
+
+
 def crops_to_float(crops):
     """uint8 NHWC crops -> float NCHW in [0, 1], on whatever device they are."""
     return crops.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
@@ -221,13 +231,9 @@ class CropDataset:
 
     def __init__(self, folder: Path, crop=128, seed=0, rescale=1.0, exclude=()):
         from PIL import Image
-        files = [p for p in sorted(Path(folder).iterdir())
-                 if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-                 and package_of(p.name) not in exclude]
+        files = photo_files(folder, exclude)
         self.names = [p.name for p in files]
         self.images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
-        if not self.images:
-            raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
         if not 0.0 < rescale <= 1.0:
             raise SystemExit(f"--rescale must be in (0, 1], not {rescale}")
         self.crop = crop

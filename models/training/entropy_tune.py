@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
-from .data import EXTRA_SOURCES, describe_photos, package_of, train_dir, work_dir
+from .data import EXTRA_SOURCES, describe_photos, photo_files, train_dir, work_dir
 from .entropy import gaussian_likelihood
 from .model import SICLite, ste_round
 
@@ -93,15 +93,6 @@ def ga_fingerprint(model) -> str:
         h.update(name.encode())
         h.update(t.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def photo_files(folder: Path, exclude=()):
-    files = [p for p in sorted(Path(folder).iterdir())
-             if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-             and package_of(p.name) not in exclude]
-    if not files:
-        raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
-    return files
 
 
 def cache_latents(model, files, scales, verbose=True):
