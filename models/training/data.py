@@ -37,7 +37,8 @@ SOURCES = {
         "castle-maintenon", "cincinnati-bridge", "citrus-fruits", "european-honey-bee",
         "panther-chameleon-female")],
 }
-# Opt-in (`python -m training data --extra`, then `train --photos all`): not yet shown to help.
+# Opt-in (`python -m training data --extra`, then `train --photos all`); step 128134 was the
+# first shipped model trained on them (models/results/cpu-photos-all-128134.md).
 EXTRA_SOURCES = {
     # 3840x2160 photos (JPEG at quality ~100) inside Edje files; the package's other
     # backgrounds (Dunes, Flat-Fan, Squiggle*, Flat-Stone-Pattern, Paper-Flower) are drawings
@@ -168,7 +169,7 @@ def fetch_training_photos(dest: Path = None, verbose=True, extra=False):
                 if verbose:
                     print(f"  {out.name}: {w}x{h} -> {w // 2}x{h // 2}")
     if verbose:
-        print(f"{count} training photos in {dest}")
+        print(f"{count} training photos in {dest}" + ("" if extra else " (the original set)"))
     return dest
 
 

@@ -36,7 +36,7 @@ def add_train_args(p):
                         "(scale log-uniform in [RESCALE, 1]; 1: no rescaling)")
     p.add_argument("--photos", default="original", choices=["original", "all"],
                    help="original: leave out the photos of `python -m training data --extra` "
-                        "(the 41 every shipped model trained on); all: every photo in the folder")
+                        "(the 41 of every shipped model up to step 127041); all: every photo in the folder")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--lr-warm", type=float, default=5e-4, help="learning rate of the first --warm-steps")
     p.add_argument("--warm-steps", type=int, default=4000)
