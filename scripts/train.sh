@@ -21,14 +21,6 @@ if ! "$venv/bin/python" -c "import torch, onnx, onnxruntime, lpips, pytorch_msss
     "$venv/bin/pip" install -q -r "$root/models/requirements.txt"
 fi
 export PYTHONPATH="$root/models${PYTHONPATH:+:$PYTHONPATH}"   # relative paths stay the caller's
-# training photos (apt-get download + dpkg-deb -x, downscaled by 2) and evaluation photos;
-# `--photos all` trains on the extra set too, so fetch it
-extra=()
-for ((i = 1; i <= $#; i++)); do
-    a=${!i}; n=$((i + 1))
-    if [ "$a" = --photos=all ] || { [ "$a" = --photos ] && [ "${!n:-}" = all ]; }; then
-        extra=(--extra)
-    fi
-done
-"$venv/bin/python" -m training data "${extra[@]}"
+# training photos (apt-get download + dpkg-deb -x, downscaled by 2) and evaluation photos
+"$venv/bin/python" -m training data
 exec nice -n "${SIC_NICE:-10}" "$venv/bin/python" -m training train "$@"

@@ -207,11 +207,18 @@ def fetch_eval_photos(dest: Path = None, verbose=True):
     return dest
 
 
-def photo_files(folder: Path, exclude=()):
-    """The PNG and JPEG photos in `folder`, but those of the `exclude` packages."""
+def photo_files(folder: Path, photos=None):
+    """The PNG and JPEG photos in `folder`. `photos` is `--photos` of train and tune-entropy:
+    "original" leaves out the EXTRA_SOURCES packages; "all" keeps them and stops when there
+    are none (the flag would change nothing, and a fresh machine lacks them); None: every file."""
     files = [p for p in sorted(Path(folder).iterdir())
-             if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-             and package_of(p.name) not in exclude]
+             if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
+    extra = [p for p in files if package_of(p.name) in EXTRA_SOURCES]
+    if photos == "original":
+        files = [p for p in files if p not in extra]
+    elif photos == "all" and not extra:
+        raise SystemExit(f"--photos all: none of the extra photos are in {folder}: run "
+                         "`python -m training data --extra` (or train with --photos original)")
     if not files:
         raise SystemExit(f"no training photos in {folder}: run `python -m training data`")
     return files
@@ -228,11 +235,11 @@ class CropDataset:
     With rescale < 1 each crop is cut `crop / s` pixels wide and shrunk to `crop` (Lanczos), s
     log-uniform in [rescale, 1]: the half-size photos are mostly smooth macro and landscape
     shots, and shrinking them further gives crops with the detail density of everyday photos.
-    `exclude`: packages whose photos (files named `<package>__*`) are left out."""
+    `photos`: which photos of the folder, as in `photo_files`."""
 
-    def __init__(self, folder: Path, crop=128, seed=0, rescale=1.0, exclude=()):
+    def __init__(self, folder: Path, crop=128, seed=0, rescale=1.0, photos=None):
         from PIL import Image
-        files = photo_files(folder, exclude)
+        files = photo_files(folder, photos)
         self.names = [p.name for p in files]
         self.images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
         if not 0.0 < rescale <= 1.0:

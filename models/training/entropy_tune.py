@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
-from .data import EXTRA_SOURCES, describe_photos, photo_files, train_dir, work_dir
+from .data import describe_photos, photo_files, train_dir, work_dir
 from .entropy import gaussian_likelihood
 from .model import SICLite, ste_round
 
@@ -202,8 +202,7 @@ def tune(a):
     for g in opt.param_groups:
         g["lr"] = a.lr
 
-    files = photo_files(a.data or train_dir(),
-                        set(EXTRA_SOURCES) if a.photos == "original" else set())
+    files = photo_files(a.data or train_dir(), a.photos)
     names = [p.name for p in files]
     # one cache per analysis transform, photo set and sizes
     key = hashlib.sha256(json.dumps([ga_fingerprint(model), names, scales]).encode())

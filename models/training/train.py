@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import DEFAULT_BUNDLE, ModelConfig
-from .data import (DATA_DESCRIPTION, EXTRA_SOURCES, CropDataset, crops_to_float, describe_photos,
-                   train_dir, work_dir)
+from .data import (DATA_DESCRIPTION, CropDataset, crops_to_float, describe_photos, train_dir,
+                   work_dir)
 from .model import SICLite, count_parameters
 
 PAPER_LEVELS = 16
@@ -164,7 +164,7 @@ def train(a):
     device = torch.device(a.device)
     ckpt_path = Path(a.ckpt or default_ckpt())
     data = CropDataset(a.data or train_dir(), crop=a.crop, seed=a.seed, rescale=a.rescale,
-                       exclude=set(EXTRA_SOURCES) if a.photos == "original" else ())
+                       photos=a.photos)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

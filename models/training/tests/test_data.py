@@ -162,6 +162,14 @@ def test_the_photos_of_a_run_are_described_by_package():
 def test_excluded_packages_are_left_out_and_other_files_kept(tmp_path):
     for name in ("mate-backgrounds__a.png", "enlightenment-data__b.png", "my-own.png"):
         Image.fromarray(np.zeros((70, 70, 3), np.uint8)).save(tmp_path / name)
-    d = CropDataset(tmp_path, crop=64, exclude={"enlightenment-data"})
+    d = CropDataset(tmp_path, crop=64, photos="original")
     assert d.names == ["mate-backgrounds__a.png", "my-own.png"]
+    assert len(CropDataset(tmp_path, crop=64, photos="all").names) == 3
     assert len(CropDataset(tmp_path, crop=64).names) == 3
+
+
+def test_photos_all_without_the_extra_photos_says_how_to_fetch_them(tmp_path):
+    Image.fromarray(np.zeros((70, 70, 3), np.uint8)).save(tmp_path / "mate-backgrounds__a.png")
+    with pytest.raises(SystemExit, match="training data --extra"):
+        CropDataset(tmp_path, crop=64, photos="all")
+    assert len(CropDataset(tmp_path, crop=64, photos="original").names) == 1
