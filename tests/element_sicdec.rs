@@ -159,6 +159,16 @@ fn frame_bigger_than_the_caps_announce_is_dropped() {
         pts.push(buf.pts().unwrap().mseconds());
     }
     assert_eq!(pts, [0, 200]);
+    // The refused frame's header must not renegotiate the output (a fixed-size downstream
+    // would fail with not-negotiated over one bad frame).
+    let mut sizes = Vec::new();
+    while let Some(ev) = h.try_pull_event() {
+        if let gst::EventView::Caps(c) = ev.view() {
+            let info = gst_video::VideoInfo::from_caps(c.caps()).unwrap();
+            sizes.push((info.width(), info.height()));
+        }
+    }
+    assert_eq!(sizes, [(32, 24)]);
 }
 
 #[test]

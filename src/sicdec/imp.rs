@@ -323,7 +323,6 @@ impl VideoDecoderImpl for SicDec {
             }
             Err(e) => return self.drop_corrupt(frame, &e),
         };
-        self.ensure_output(info.width, info.height)?;
 
         let settings = self.settings.lock().unwrap().clone();
         let max_layers = settings.max_layers.min(255) as u8;
@@ -360,9 +359,19 @@ impl VideoDecoderImpl for SicDec {
                 return Err(gst::FlowError::Error);
             }
         };
-        let (format, _, _) = state.output.ok_or(gst::FlowError::NotNegotiated)?;
         drop(guard);
         drop(map);
+        // Only a frame that decoded may change the output caps: a refused or corrupt one is
+        // dropped without renegotiating downstream.
+        self.ensure_output(info.width, info.height)?;
+        let format = self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|s| s.output)
+            .map(|(format, _, _)| format)
+            .ok_or(gst::FlowError::NotNegotiated)?;
 
         let pixel_format = common::pixel_format(format).ok_or(gst::FlowError::NotNegotiated)?;
         let output_state = obj.output_state().ok_or(gst::FlowError::NotNegotiated)?;
