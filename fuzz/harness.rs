@@ -14,6 +14,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use gst::prelude::*;
 use gstsic::codec::bitstream;
 use gstsic::codec::{
     Bundle, Decoder, Encoder, ImageRef, PixelFormat, RuntimeOptions, Sampling, peek_frame, thin,
@@ -77,6 +78,27 @@ impl Bytes<'_> {
     }
 }
 
+/// Rewrites the CRC field of the header at the start of `data` (when the bytes for it are
+/// there), so mutated header fields get past the CRC check.
+pub fn fix_header_crc(data: &mut [u8]) {
+    if data.len() < 8 || data[7] == 0 {
+        return;
+    }
+    let hlen = bitstream::header_len(data[7]);
+    if data.len() >= hlen {
+        let crc = bitstream::crc32(&data[..hlen - 4]);
+        data[hlen - 4..hlen].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+fn init_gstreamer() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        gst::init().expect("GStreamer init");
+        gstsic::plugin_register_static().expect("register the sic plugin");
+    });
+}
+
 /// Header parsing and thinning on raw bytes.
 ///
 /// Invariants: a header that parses re-serialises to the same bytes; every shorter prefix of
@@ -89,13 +111,8 @@ pub fn frame_bytes(input: &[u8]) {
         return;
     };
     let mut data = data.to_vec();
-    if mode & 1 == 1 && data.len() >= 8 {
-        let n = data[7] as usize;
-        let hlen = bitstream::header_len(data[7]);
-        if n >= 1 && data.len() >= hlen {
-            let crc = bitstream::crc32(&data[..hlen - 4]);
-            data[hlen - 4..hlen].copy_from_slice(&crc.to_le_bytes());
-        }
+    if mode & 1 == 1 {
+        fix_header_crc(&mut data);
     }
     let Ok(Some(info)) = peek_frame(&data) else {
         return;
@@ -280,11 +297,7 @@ pub fn encode_image(input: &[u8]) -> bool {
 /// the frames are byte-for-byte pieces of the stream, in order and not overlapping (the parser
 /// neither invents nor reorders bytes). Returns how many frames came out.
 pub fn parse_stream(input: &[u8]) -> usize {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        gst::init().expect("GStreamer init");
-        gstsic::plugin_register_static().expect("register the sic plugin");
-    });
+    init_gstreamer();
     let Some((&chunk, stream)) = input.split_first() else {
         return 0;
     };
@@ -317,6 +330,79 @@ pub fn parse_stream(input: &[u8]) -> usize {
         frames += 1;
     }
     frames
+}
+
+/// `sicdec` fed a hostile sequence of buffers, through a GStreamer harness.
+///
+/// Input: `flags, [caps width, caps height,] (len_lo, len_hi, bytes…)*`. `flags` picks the sink
+/// caps (no size, a size, the right model id, another model's id), `max-layers` and the
+/// sampling mode. Each buffer is `len & 0xfff` bytes; with bit 15 of `len` set, its header CRC
+/// is rewritten first. At most 8 buffers, then EOS.
+///
+/// Invariants: no panic; no output bigger than `max-pixels`; the last output buffer holds at
+/// least the picture of the final caps; no caps event goes out without a buffer after it, so a frame that is dropped never
+/// renegotiates downstream (counted: caps events ≤ output buffers). Returns the number of
+/// pictures that came out.
+pub fn decode_element(input: &[u8]) -> usize {
+    init_gstreamer();
+    let b = bundle();
+    let mut r = Bytes(input);
+    let flags = r.u8();
+    let caps = match flags % 4 {
+        0 => "video/x-sic".to_string(),
+        1 => format!(
+            "video/x-sic,width={},height={}",
+            1 + u32::from(r.u8()) % MAX_SIDE,
+            1 + u32::from(r.u8()) % MAX_SIDE
+        ),
+        2 => format!("video/x-sic,model={}", b.model_id_hex()),
+        _ => "video/x-sic,model=00000000000000ff".to_string(),
+    };
+    let mut h = gst_check::Harness::new("sicdec");
+    let dec = h.element().expect("sicdec");
+    dec.set_property("max-layers", u32::from(flags >> 2) % 10);
+    dec.set_property("max-pixels", u64::from(MAX_SIDE * MAX_SIDE));
+    dec.set_property_from_str(
+        "sampling",
+        ["model", "mean", "uniform"][(flags >> 6) as usize % 3],
+    );
+    h.set_src_caps_str(&caps);
+    for _ in 0..8 {
+        if r.0.is_empty() {
+            break;
+        }
+        let len = u16::from_le_bytes([r.u8(), r.u8()]);
+        let mut buf = r.take(usize::from(len & 0xfff)).to_vec();
+        if len & 0x8000 != 0 {
+            fix_header_crc(&mut buf);
+        }
+        if h.push(gst::Buffer::from_slice(buf)).is_err() {
+            break;
+        }
+    }
+    h.push_event(gst::event::Eos::new());
+    let mut pictures = Vec::new();
+    while let Some(buf) = h.try_pull() {
+        pictures.push(buf.size());
+    }
+    let mut caps_events = 0;
+    while let Some(ev) = h.try_pull_event() {
+        if let gst::EventView::Caps(c) = ev.view() {
+            caps_events += 1;
+            let info = gst_video::VideoInfo::from_caps(c.caps()).expect("raw video caps");
+            assert!(info.width() * info.height() <= MAX_SIDE * MAX_SIDE);
+        }
+    }
+    assert!(
+        caps_events <= pictures.len(),
+        "{caps_events} caps events for {} pictures: a dropped frame renegotiated",
+        pictures.len()
+    );
+    if let Some(caps) = h.sinkpad().and_then(|p| p.current_caps()) {
+        let info = gst_video::VideoInfo::from_caps(&caps).expect("raw video caps");
+        assert!(pictures.last().is_some_and(|&n| n >= info.size()));
+    }
+    pictures.len()
 }
 
 /// The `decode_frame` input that rebuilds a frame of `width` × `height` (each `1..=MAX_SIDE`)

@@ -182,3 +182,40 @@ fn parse_stream_on_frames_and_garbage() {
         }
     }
 }
+
+/// One `decode_element` buffer: length (bit 15: fix the header CRC) and bytes.
+fn element_buffer(bytes: &[u8], fix_crc: bool) -> Vec<u8> {
+    let len = bytes.len() as u16 | if fix_crc { 0x8000 } else { 0 };
+    assert!(bytes.len() < 0x1000);
+    [&len.to_le_bytes()[..], bytes].concat()
+}
+
+#[test]
+fn decode_element_on_good_refused_and_foreign_frames() {
+    let frames: Vec<Vec<u8>> = frames().into_iter().map(|(_, _, f)| f).collect();
+    // The 2-layer frame with its header claiming a 160-pixel width. Where the caps give the
+    // size it is refused before decoding and must not renegotiate the output; elsewhere ANS
+    // decoding is total and it decodes, to a wrong picture of the size it claims.
+    let mut wide = frames[1].clone();
+    wide[16..18].copy_from_slice(&160u16.to_le_bytes());
+    let stream = |flags: &[u8]| -> Vec<u8> {
+        [
+            flags.to_vec(),
+            element_buffer(&frames[1], false),
+            element_buffer(&wide, true),
+            element_buffer(b"not a frame", false),
+            element_buffer(&frames[4], false),
+        ]
+        .concat()
+    };
+    let seeds = vec![
+        stream(&[0]),                  // no size in the caps
+        stream(&[1, 71, 39]),          // caps 72x40: the wide frame is refused before decoding
+        stream(&[2 | 2 << 2]),         // the right model in the caps, max-layers 2
+        stream(&[3]),                  // another model in the caps: an error, nothing decoded
+        stream(&[1 | 1 << 6, 99, 39]), // caps 100x40, mean fill
+    ];
+    save_seeds("decode_element", &seeds);
+    let found: Vec<usize> = seeds.iter().map(|s| harness::decode_element(s)).collect();
+    assert_eq!(found, [3, 2, 3, 0, 2]);
+}

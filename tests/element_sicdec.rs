@@ -161,6 +161,11 @@ fn frame_bigger_than_the_caps_announce_is_dropped() {
     assert_eq!(pts, [0, 200]);
     // The refused frame's header must not renegotiate the output (a fixed-size downstream
     // would fail with not-negotiated over one bad frame).
+    assert_eq!(caps_sizes(&mut h), [(32, 24)]);
+}
+
+/// Sizes of the caps events that reached the harness's sink, in order.
+fn caps_sizes(h: &mut gst_check::Harness) -> Vec<(u32, u32)> {
     let mut sizes = Vec::new();
     while let Some(ev) = h.try_pull_event() {
         if let gst::EventView::Caps(c) = ev.view() {
@@ -168,7 +173,38 @@ fn frame_bigger_than_the_caps_announce_is_dropped() {
             sizes.push((info.width(), info.height()));
         }
     }
-    assert_eq!(sizes, [(32, 24)]);
+    sizes
+}
+
+#[test]
+fn frame_above_max_pixels_is_dropped() {
+    let mut h = decoder_harness(&[("max-pixels", (32u64 * 24).to_value())]);
+    let small = util::encode_frames(32, 24, 1, 1);
+    let big = util::encode_frames(64, 48, 1, 1);
+    push_frame(&mut h, &small[0], 0).unwrap();
+    // No size in the caps, so only max-pixels stands between the header and the networks.
+    push_frame(&mut h, &big[0], 100).unwrap();
+    push_frame(&mut h, &small[0], 200).unwrap();
+    h.push_event(gst::event::Eos::new());
+    let mut pts = Vec::new();
+    while let Some(buf) = h.try_pull() {
+        pts.push(buf.pts().unwrap().mseconds());
+    }
+    assert_eq!(pts, [0, 200]);
+    assert_eq!(caps_sizes(&mut h), [(32, 24)]);
+}
+
+#[test]
+fn caps_above_max_pixels_are_refused_with_a_hint() {
+    util::init();
+    let run = util::run_with_appsrc(
+        "appsrc name=src caps=video/x-sic,width=64,height=48 ! sicdec max-pixels=1000 \
+         ! appsink name=raw sync=false",
+        util::encode_frames(64, 48, 1, 1),
+    );
+    assert!(run.samples("raw").is_empty());
+    let err = run.error.expect("an error");
+    assert!(err.contains("max-pixels"), "{err}");
 }
 
 #[test]
@@ -193,6 +229,7 @@ fn properties_have_documented_defaults() {
     let dec = gst::ElementFactory::make("sicdec").build().unwrap();
     assert_eq!(dec.property::<u32>("max-layers"), 0);
     assert_eq!(dec.property::<u64>("seed"), 0);
+    assert_eq!(dec.property::<u64>("max-pixels"), 1 << 24);
     assert_eq!(
         dec.property::<gstsic::SamplingMode>("sampling"),
         gstsic::SamplingMode::Model

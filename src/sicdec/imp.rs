@@ -8,6 +8,10 @@
 //!
 //! A corrupt frame is dropped with a warning (counted against the base class' `max-errors`);
 //! a frame made by another model is an error.
+//!
+//! Decoding needs memory in proportion to the picture a frame header declares (about 650 bytes
+//! per pixel on the CPU), and a header is a few bytes: `max-pixels` caps what a frame may
+//! declare, so a tiny hostile frame cannot make the decoder allocate tens of gigabytes.
 
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -23,6 +27,8 @@ use crate::common::{self, SamplingMode};
 const DEFAULT_SAMPLING: SamplingMode = SamplingMode::Model;
 const DEFAULT_SEED: u64 = 0;
 const DEFAULT_MAX_LAYERS: u32 = 0;
+/// 4096 × 4096: about 11 GB to decode on the CPU. The format allows up to `codec::MAX_AREA`.
+const DEFAULT_MAX_PIXELS: u64 = 1 << 24;
 /// Multiplier that spreads frame numbers over the seed space (2^64 / golden ratio).
 const SEED_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -32,6 +38,7 @@ struct Settings {
     sampling: SamplingMode,
     seed: u64,
     max_layers: u32,
+    max_pixels: u64,
 }
 
 impl Default for Settings {
@@ -41,6 +48,7 @@ impl Default for Settings {
             sampling: DEFAULT_SAMPLING,
             seed: DEFAULT_SEED,
             max_layers: DEFAULT_MAX_LAYERS,
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 }
@@ -55,6 +63,8 @@ struct State {
     output: Option<(gst_video::VideoFormat, u32, u32)>,
     /// Frames decoded since start (drives the per-frame seed).
     frame_index: u64,
+    /// Picture area announced by the input caps, if any: larger frames are refused.
+    caps_area: Option<u64>,
 }
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -112,6 +122,18 @@ impl ObjectImpl for SicDec {
                     .default_value(DEFAULT_MAX_LAYERS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt64::builder("max-pixels")
+                    .nick("Maximum pixels")
+                    .blurb(
+                        "Refuse frames whose picture has more pixels than this (decoding takes \
+                         about 650 bytes of memory per pixel on the CPU); the format allows \
+                         up to 67108864",
+                    )
+                    .minimum(1)
+                    .maximum(codec::MAX_AREA)
+                    .default_value(DEFAULT_MAX_PIXELS)
+                    .mutable_playing()
+                    .build(),
             ];
             props.extend(common::ModelSettings::properties("synthesis"));
             props
@@ -128,6 +150,7 @@ impl ObjectImpl for SicDec {
             "sampling" => settings.sampling = value.get().unwrap(),
             "seed" => settings.seed = value.get().unwrap(),
             "max-layers" => settings.max_layers = value.get().unwrap(),
+            "max-pixels" => settings.max_pixels = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -148,6 +171,7 @@ impl ObjectImpl for SicDec {
             "sampling" => settings.sampling.to_value(),
             "seed" => settings.seed.to_value(),
             "max-layers" => settings.max_layers.to_value(),
+            "max-pixels" => settings.max_pixels.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -259,6 +283,7 @@ impl VideoDecoderImpl for SicDec {
             input_state: None,
             output: None,
             frame_index: 0,
+            caps_area: None,
         });
         Ok(())
     }
@@ -296,9 +321,19 @@ impl VideoDecoderImpl for SicDec {
         // time in proportion to the declared size).
         let info = input_state.info();
         let area = u64::from(info.width()) * u64::from(info.height());
-        state
-            .decoder
-            .set_max_area(if area > 0 { area } else { codec::MAX_AREA });
+        let max_pixels = self.settings.lock().unwrap().max_pixels;
+        if area > max_pixels {
+            let msg = format!(
+                "Stream is {}x{} ({area} pixels), more than max-pixels={max_pixels}; raise \
+                 max-pixels to decode it (about 650 bytes of memory per pixel)",
+                info.width(),
+                info.height()
+            );
+            drop(guard);
+            gst::element_imp_error!(self, gst::StreamError::Decode, ("{}", msg));
+            return Err(gst::loggable_error!(CAT, "{}", msg));
+        }
+        state.caps_area = (area > 0).then_some(area);
         state.input_state = Some(input_state.clone());
         // Output size comes from the frame headers; renegotiate on the next frame.
         state.output = None;
@@ -327,8 +362,19 @@ impl VideoDecoderImpl for SicDec {
         let settings = self.settings.lock().unwrap().clone();
         let max_layers = settings.max_layers.min(255) as u8;
 
+        let area = u64::from(info.width) * u64::from(info.height);
+        if area > settings.max_pixels {
+            let err = codec::Error::Bitstream(format!(
+                "frame is {}x{} ({area} pixels), more than max-pixels={}",
+                info.width, info.height, settings.max_pixels
+            ));
+            return self.drop_corrupt(frame, &err);
+        }
+
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let limit = state.caps_area.unwrap_or(codec::MAX_AREA);
+        state.decoder.set_max_area(limit);
         let n = state.frame_index;
         state.frame_index += 1;
         let seed = settings.seed ^ n.wrapping_mul(SEED_MIX);
