@@ -63,8 +63,6 @@ struct State {
     output: Option<(gst_video::VideoFormat, u32, u32)>,
     /// Frames decoded since start (drives the per-frame seed).
     frame_index: u64,
-    /// Picture area announced by the input caps, if any: larger frames are refused.
-    caps_area: Option<u64>,
 }
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -283,7 +281,6 @@ impl VideoDecoderImpl for SicDec {
             input_state: None,
             output: None,
             frame_index: 0,
-            caps_area: None,
         });
         Ok(())
     }
@@ -333,7 +330,9 @@ impl VideoDecoderImpl for SicDec {
             gst::element_imp_error!(self, gst::StreamError::Decode, ("{}", msg));
             return Err(gst::loggable_error!(CAT, "{}", msg));
         }
-        state.caps_area = (area > 0).then_some(area);
+        state
+            .decoder
+            .set_max_area(if area > 0 { area } else { codec::MAX_AREA });
         state.input_state = Some(input_state.clone());
         // Output size comes from the frame headers; renegotiate on the next frame.
         state.output = None;
@@ -373,8 +372,6 @@ impl VideoDecoderImpl for SicDec {
 
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let limit = state.caps_area.unwrap_or(codec::MAX_AREA);
-        state.decoder.set_max_area(limit);
         let n = state.frame_index;
         state.frame_index += 1;
         let seed = settings.seed ^ n.wrapping_mul(SEED_MIX);
