@@ -208,6 +208,26 @@ fn caps_above_max_pixels_are_refused_with_a_hint() {
 }
 
 #[test]
+fn refused_caps_post_one_error_not_one_per_buffer() {
+    let mut h = decoder_harness(&[("max-pixels", 1000u64.to_value())]);
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    h.set_src_caps_str("video/x-sic,width=64,height=48");
+    let frames = util::encode_frames(64, 48, 3, 1);
+    for (i, f) in frames.iter().enumerate() {
+        assert!(push_frame(&mut h, f, 100 * i as u64).is_err());
+    }
+    let errors: Vec<String> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("max-pixels"), "{errors:?}");
+}
+
+#[test]
 fn frame_from_another_model_is_an_error() {
     let mut h = decoder_harness(&[]);
     let frames = util::encode_frames(64, 48, 1, 2);

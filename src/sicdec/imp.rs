@@ -63,6 +63,8 @@ struct State {
     output: Option<(gst_video::VideoFormat, u32, u32)>,
     /// Frames decoded since start (drives the per-frame seed).
     frame_index: u64,
+    /// The last caps `set_format` refused (its error is posted once).
+    refused_caps: Option<gst::Caps>,
 }
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -251,6 +253,26 @@ impl SicDec {
         Ok(())
     }
 
+    /// Posts the error that refuses `input_state`'s caps, once: the base class offers the same
+    /// caps again with every buffer, and one message per refusal is enough.
+    fn refuse_caps(
+        &self,
+        mut guard: std::sync::MutexGuard<'_, Option<State>>,
+        input_state: &gst_video::VideoCodecState<'static, gst_video::video_codec_state::Readable>,
+        kind: gst::StreamError,
+        msg: String,
+    ) -> gst::LoggableError {
+        let caps = input_state.caps_owned();
+        let first = guard
+            .as_mut()
+            .is_some_and(|s| std::mem::replace(&mut s.refused_caps, caps.clone()) != caps);
+        drop(guard);
+        if first {
+            gst::element_imp_error!(self, kind, ("{}", msg));
+        }
+        gst::loggable_error!(CAT, "{}", msg)
+    }
+
     /// Counts a recoverable bitstream error and drops the frame.
     fn drop_corrupt(
         &self,
@@ -281,6 +303,7 @@ impl VideoDecoderImpl for SicDec {
             input_state: None,
             output: None,
             frame_index: 0,
+            refused_caps: None,
         });
         Ok(())
     }
@@ -309,9 +332,7 @@ impl VideoDecoderImpl for SicDec {
                 "Stream made by model {} but the decoder loaded model {}",
                 model, state.model_id
             );
-            drop(guard);
-            gst::element_imp_error!(self, gst::StreamError::WrongType, ("{}", msg));
-            return Err(gst::loggable_error!(CAT, "{}", msg));
+            return Err(self.refuse_caps(guard, input_state, gst::StreamError::WrongType, msg));
         }
         // Frame headers are untrusted: when the caps announce the picture size, a frame that
         // declares a bigger one is refused before any network runs (decoding costs memory and
@@ -326,14 +347,13 @@ impl VideoDecoderImpl for SicDec {
                 info.width(),
                 info.height()
             );
-            drop(guard);
-            gst::element_imp_error!(self, gst::StreamError::Decode, ("{}", msg));
-            return Err(gst::loggable_error!(CAT, "{}", msg));
+            return Err(self.refuse_caps(guard, input_state, gst::StreamError::Decode, msg));
         }
         state
             .decoder
             .set_max_area(if area > 0 { area } else { codec::MAX_AREA });
         state.input_state = Some(input_state.clone());
+        state.refused_caps = None;
         // Output size comes from the frame headers; renegotiate on the next frame.
         state.output = None;
         Ok(())
