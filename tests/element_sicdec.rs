@@ -142,30 +142,19 @@ fn corrupt_frames_are_dropped_not_fatal() {
     assert!(!pts.contains(&100) && !pts.contains(&200), "{pts:?}");
 }
 
-#[test]
-fn frame_bigger_than_the_caps_announce_is_dropped() {
-    util::init();
-    let mut h = gst_check::Harness::new("sicdec");
-    h.set_src_caps_str("video/x-sic,width=32,height=24");
+/// Pushes a 32x24 frame, a 64x48 one and a 32x24 one again (pts 0, 100, 200), then EOS.
+/// Returns the pts of the pictures that came out and the sizes of the caps events, in order.
+fn push_small_big_small(h: &mut gst_check::Harness) -> (Vec<u64>, Vec<(u32, u32)>) {
     let small = util::encode_frames(32, 24, 1, 1);
     let big = util::encode_frames(64, 48, 1, 1);
-    push_frame(&mut h, &small[0], 0).unwrap();
-    // Declares 4x the area the caps allow: refused before any network runs, not fatal.
-    push_frame(&mut h, &big[0], 100).unwrap();
-    push_frame(&mut h, &small[0], 200).unwrap();
+    push_frame(h, &small[0], 0).unwrap();
+    push_frame(h, &big[0], 100).unwrap();
+    push_frame(h, &small[0], 200).unwrap();
     h.push_event(gst::event::Eos::new());
     let mut pts = Vec::new();
     while let Some(buf) = h.try_pull() {
         pts.push(buf.pts().unwrap().mseconds());
     }
-    assert_eq!(pts, [0, 200]);
-    // The refused frame's header must not renegotiate the output (a fixed-size downstream
-    // would fail with not-negotiated over one bad frame).
-    assert_eq!(caps_sizes(&mut h), [(32, 24)]);
-}
-
-/// Sizes of the caps events that reached the harness's sink, in order.
-fn caps_sizes(h: &mut gst_check::Harness) -> Vec<(u32, u32)> {
     let mut sizes = Vec::new();
     while let Some(ev) = h.try_pull_event() {
         if let gst::EventView::Caps(c) = ev.view() {
@@ -173,25 +162,29 @@ fn caps_sizes(h: &mut gst_check::Harness) -> Vec<(u32, u32)> {
             sizes.push((info.width(), info.height()));
         }
     }
-    sizes
+    (pts, sizes)
+}
+
+#[test]
+fn frame_bigger_than_the_caps_announce_is_dropped() {
+    util::init();
+    let mut h = gst_check::Harness::new("sicdec");
+    h.set_src_caps_str("video/x-sic,width=32,height=24");
+    // The big frame declares 4x the area the caps allow: refused before any network runs, not
+    // fatal, and its header must not renegotiate the output (a fixed-size downstream would
+    // fail with not-negotiated over one bad frame).
+    let (pts, sizes) = push_small_big_small(&mut h);
+    assert_eq!(pts, [0, 200]);
+    assert_eq!(sizes, [(32, 24)]);
 }
 
 #[test]
 fn frame_above_max_pixels_is_dropped() {
-    let mut h = decoder_harness(&[("max-pixels", (32u64 * 24).to_value())]);
-    let small = util::encode_frames(32, 24, 1, 1);
-    let big = util::encode_frames(64, 48, 1, 1);
-    push_frame(&mut h, &small[0], 0).unwrap();
     // No size in the caps, so only max-pixels stands between the header and the networks.
-    push_frame(&mut h, &big[0], 100).unwrap();
-    push_frame(&mut h, &small[0], 200).unwrap();
-    h.push_event(gst::event::Eos::new());
-    let mut pts = Vec::new();
-    while let Some(buf) = h.try_pull() {
-        pts.push(buf.pts().unwrap().mseconds());
-    }
+    let mut h = decoder_harness(&[("max-pixels", (32u64 * 24).to_value())]);
+    let (pts, sizes) = push_small_big_small(&mut h);
     assert_eq!(pts, [0, 200]);
-    assert_eq!(caps_sizes(&mut h), [(32, 24)]);
+    assert_eq!(sizes, [(32, 24)]);
 }
 
 #[test]

@@ -232,7 +232,11 @@ impl SicDec {
             .unwrap_or(common::RAW_FORMATS[0])
     }
 
-    fn ensure_output(&self, width: u32, height: u32) -> Result<(), gst::FlowError> {
+    fn ensure_output(
+        &self,
+        width: u32,
+        height: u32,
+    ) -> Result<gst_video::VideoFormat, gst::FlowError> {
         let obj = self.obj();
         let reconfigure = obj.src_pad().check_reconfigure();
         let (current, input_state) = {
@@ -240,8 +244,11 @@ impl SicDec {
             let state = guard.as_ref().ok_or(gst::FlowError::Flushing)?;
             (state.output, state.input_state.clone())
         };
-        if !reconfigure && current.is_some_and(|(_, w, h)| w == width && h == height) {
-            return Ok(());
+        if let Some((format, w, h)) = current
+            && !reconfigure
+            && (w, h) == (width, height)
+        {
+            return Ok(format);
         }
         let format = self.pick_format();
         gst::info!(CAT, imp = self, "output {:?} {}x{}", format, width, height);
@@ -250,7 +257,7 @@ impl SicDec {
         if let Some(state) = self.state.lock().unwrap().as_mut() {
             state.output = Some((format, width, height));
         }
-        Ok(())
+        Ok(format)
     }
 
     /// Posts the error that refuses `input_state`'s caps, once: the base class offers the same
@@ -426,15 +433,7 @@ impl VideoDecoderImpl for SicDec {
         drop(map);
         // Only a frame that decoded may change the output caps: a refused or corrupt one is
         // dropped without renegotiating downstream.
-        self.ensure_output(info.width, info.height)?;
-        let format = self
-            .state
-            .lock()
-            .unwrap()
-            .as_ref()
-            .and_then(|s| s.output)
-            .map(|(format, _, _)| format)
-            .ok_or(gst::FlowError::NotNegotiated)?;
+        let format = self.ensure_output(info.width, info.height)?;
 
         let pixel_format = common::pixel_format(format).ok_or(gst::FlowError::NotNegotiated)?;
         let output_state = obj.output_state().ok_or(gst::FlowError::NotNegotiated)?;
