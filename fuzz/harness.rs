@@ -24,6 +24,9 @@ use gstsic::codec::{
 /// (64-pixel padding), small enough to keep an execution in the milliseconds.
 const MAX_SIDE: u32 = 160;
 
+/// The model, loaded once and held for the process's life. It is loaded as a shared bundle, so
+/// every `sicdec` the element target starts (same directory and threads) reuses it instead of
+/// loading the model again.
 fn bundle() -> Arc<Bundle> {
     static B: OnceLock<Arc<Bundle>> = OnceLock::new();
     B.get_or_init(|| {
@@ -36,7 +39,9 @@ fn bundle() -> Arc<Bundle> {
             threads: 1,
             ..RuntimeOptions::default()
         };
-        Bundle::load(&dir, &opts).unwrap_or_else(|e| panic!("cannot load {}: {e}", dir.display()))
+        Bundle::load_shared(&dir, &opts)
+            .unwrap_or_else(|e| panic!("cannot load {}: {e}", dir.display()))
+            .0
     })
     .clone()
 }
@@ -358,14 +363,20 @@ pub fn decode_element(input: &[u8]) -> usize {
         2 => format!("video/x-sic,model={}", b.model_id_hex()),
         _ => "video/x-sic,model=00000000000000ff".to_string(),
     };
-    let mut h = gst_check::Harness::new("sicdec");
-    let dec = h.element().expect("sicdec");
-    dec.set_property("max-layers", u32::from(flags >> 2) % 10);
-    dec.set_property("max-pixels", u64::from(MAX_SIDE * MAX_SIDE));
-    dec.set_property_from_str(
-        "sampling",
-        ["model", "mean", "uniform"][(flags >> 6) as usize % 3],
-    );
+    // Configured before the harness starts it: with the harness's model directory and threads
+    // it shares the loaded model instead of loading its own on every execution.
+    let dec = gst::ElementFactory::make("sicdec")
+        .property("model-location", b.dir().to_str())
+        .property("threads", 1u32)
+        .property("max-layers", u32::from(flags >> 2) % 10)
+        .property("max-pixels", u64::from(MAX_SIDE * MAX_SIDE))
+        .property_from_str(
+            "sampling",
+            ["model", "mean", "uniform"][(flags >> 6) as usize % 3],
+        )
+        .build()
+        .expect("sicdec");
+    let mut h = gst_check::Harness::with_element(&dec, Some("sink"), Some("src"));
     h.set_src_caps_str(&caps);
     for _ in 0..8 {
         if r.0.is_empty() {

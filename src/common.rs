@@ -211,17 +211,30 @@ pub fn stats_builder(
 
 /// Maps a codec error raised while loading a model to a GStreamer error message.
 /// Model and runtime settings shared by `sicenc` and `sicdec`, with their properties.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ModelSettings {
     pub model_location: String,
     pub execution_provider: ExecutionProvider,
     pub device_id: i32,
     pub threads: u32,
+    pub share_model: bool,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            model_location: String::new(),
+            execution_provider: ExecutionProvider::default(),
+            device_id: 0,
+            threads: 0,
+            share_model: true,
+        }
+    }
 }
 
 impl ModelSettings {
-    /// `model-location`, `execution-provider`, `device-id`, `threads` and the read-only
-    /// `active-provider`; `network` names the heavy network the element runs.
+    /// `model-location`, `execution-provider`, `device-id`, `threads`, `share-model` and the
+    /// read-only `active-provider`; `network` names the heavy network the element runs.
     pub fn properties(network: &str) -> Vec<glib::ParamSpec> {
         let defaults = ModelSettings::default();
         vec![
@@ -262,6 +275,17 @@ impl ModelSettings {
                 .default_value(defaults.threads)
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecBoolean::builder("share-model")
+                .nick("Share model")
+                .blurb(
+                    "Use the model another sicenc or sicdec of this process has loaded with the \
+                     same model-location, execution-provider, device-id and threads: one copy \
+                     (about 60 MB on the CPU) and one load instead of one per element; elements \
+                     sharing it take turns running each network",
+                )
+                .default_value(defaults.share_model)
+                .mutable_ready()
+                .build(),
             glib::ParamSpecString::builder("active-provider")
                 .nick("Active execution provider")
                 .blurb(
@@ -282,6 +306,7 @@ impl ModelSettings {
             "execution-provider" => self.execution_provider = value.get().unwrap(),
             "device-id" => self.device_id = value.get().unwrap(),
             "threads" => self.threads = value.get().unwrap(),
+            "share-model" => self.share_model = value.get().unwrap(),
             _ => return false,
         }
         true
@@ -294,6 +319,7 @@ impl ModelSettings {
             "execution-provider" => self.execution_provider.to_value(),
             "device-id" => self.device_id.to_value(),
             "threads" => self.threads.to_value(),
+            "share-model" => self.share_model.to_value(),
             _ => return None,
         })
     }
@@ -318,11 +344,21 @@ pub fn load_bundle(
         threads: settings.threads as usize,
         ort_library: None,
     };
-    let bundle = codec::Bundle::load(&dir, &opts).map_err(|e| load_error(&e, &dir))?;
+    let (bundle, reused) = if settings.share_model {
+        codec::Bundle::load_shared(&dir, &opts)
+    } else {
+        codec::Bundle::load(&dir, &opts).map(|b| (b, false))
+    }
+    .map_err(|e| load_error(&e, &dir))?;
     gst::info!(
         cat,
         obj = element,
-        "loaded model {} ({}), {} levels, from {}; heavy networks on {} ({})",
+        "{} model {} ({}), {} levels, from {}; heavy networks on {} ({})",
+        if reused {
+            "sharing the already loaded"
+        } else {
+            "loaded"
+        },
         bundle.name(),
         bundle.model_id_hex(),
         bundle.levels(),

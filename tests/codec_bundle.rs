@@ -3,31 +3,12 @@
 
 mod codec_util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use gstsic::codec::{Bundle, Error, ExecutionProvider, RuntimeOptions};
 
 use codec_util::*;
-
-/// A scratch copy of the bundle (graph files symlinked, model.json copied), minus `omit`.
-fn scratch(name: &str, omit: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sic-bundle-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(model_dir()).unwrap() {
-        let entry = entry.unwrap();
-        let file = entry.file_name().to_string_lossy().to_string();
-        if file == omit || !entry.file_type().unwrap().is_file() {
-            continue;
-        }
-        if file == "model.json" {
-            std::fs::copy(entry.path(), dir.join(&file)).unwrap();
-        } else {
-            std::os::unix::fs::symlink(entry.path(), dir.join(&file)).unwrap();
-        }
-    }
-    dir
-}
 
 fn load_err(dir: &Path) -> String {
     match Bundle::load(dir, &RuntimeOptions::default()) {
@@ -59,7 +40,7 @@ fn loads_and_reports() {
 
 #[test]
 fn missing_graph_names_the_file() {
-    let dir = scratch("missing", "slice_03.onnx");
+    let dir = scratch_bundle("missing", "slice_03.onnx");
     let e = load_err(&dir);
     assert!(
         e.contains("slice_03.onnx") && e.contains("cannot read"),
@@ -71,12 +52,12 @@ fn missing_graph_names_the_file() {
 
 #[test]
 fn missing_or_broken_metadata() {
-    let dir = scratch("nojson", "model.json");
+    let dir = scratch_bundle("nojson", "model.json");
     let e = load_err(&dir);
     assert!(e.contains("model.json"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 
-    let dir = scratch("badjson", "");
+    let dir = scratch_bundle("badjson", "");
     std::fs::write(dir.join("model.json"), "{\"format_version\": 1, \"name\": ").unwrap();
     let e = load_err(&dir);
     assert!(e.contains("model.json") && e.contains("line 1"), "{e}");
@@ -141,7 +122,7 @@ fn inconsistent_metadata() {
         ),
     ];
     for (name, edit, want) in cases {
-        let dir = scratch(name, "");
+        let dir = scratch_bundle(name, "");
         edit_json(&dir, edit);
         let e = load_err(&dir);
         assert!(e.contains(want) && e.contains("model.json"), "{name}: {e}");
@@ -152,7 +133,7 @@ fn inconsistent_metadata() {
 
 #[test]
 fn modified_graph_changes_the_id() {
-    let dir = scratch("modified", "synthesis.onnx");
+    let dir = scratch_bundle("modified", "synthesis.onnx");
     let mut bytes = std::fs::read(model_dir().join("synthesis.onnx")).unwrap();
     bytes.push(0);
     std::fs::write(dir.join("synthesis.onnx"), bytes).unwrap();
@@ -163,7 +144,7 @@ fn modified_graph_changes_the_id() {
 
 #[test]
 fn not_an_onnx_file() {
-    let dir = scratch("garbage", "slice_00.onnx");
+    let dir = scratch_bundle("garbage", "slice_00.onnx");
     std::fs::write(dir.join("slice_00.onnx"), b"not a model").unwrap();
     // Fix the id so that the runtime, not the hash, has to reject the file.
     let mut v: serde_json::Value =
@@ -199,4 +180,57 @@ fn cuda_without_the_feature() {
 fn default_dir_has_a_bundle() {
     let d = Bundle::default_dir();
     assert!(d.join("model.json").is_file(), "{}", d.display());
+}
+
+#[test]
+fn shared_loads_reuse_one_bundle_while_it_is_in_use() {
+    let dir = scratch_bundle("shared", "");
+    let cpu = RuntimeOptions {
+        provider: ExecutionProvider::Cpu,
+        ..Default::default()
+    };
+    let (a, reused) = Bundle::load_shared(&dir, &cpu).unwrap();
+    assert!(!reused);
+    let (b, reused) = Bundle::load_shared(&dir, &cpu).unwrap();
+    assert!(reused && Arc::ptr_eq(&a, &b));
+
+    // Other runtime options are another bundle.
+    let one_thread = RuntimeOptions {
+        threads: 1,
+        ..cpu.clone()
+    };
+    let (c, reused) = Bundle::load_shared(&dir, &one_thread).unwrap();
+    assert!(!reused && !Arc::ptr_eq(&a, &c));
+
+    // Once nobody uses it, the next caller loads it afresh.
+    drop((a, b));
+    let (_d, reused) = Bundle::load_shared(&dir, &cpu).unwrap();
+    assert!(!reused);
+}
+
+#[test]
+fn shared_load_notices_a_rewritten_model_json() {
+    let dir = scratch_bundle("shared-rewritten", "");
+    let opts = RuntimeOptions::default();
+    let (a, _) = Bundle::load_shared(&dir, &opts).unwrap();
+    // Same content, new modification time: what a re-export that changed nothing looks like.
+    let json = dir.join("model.json");
+    let later =
+        std::fs::metadata(&json).unwrap().modified().unwrap() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&json)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (b, reused) = Bundle::load_shared(&dir, &opts).unwrap();
+    assert!(!reused && !Arc::ptr_eq(&a, &b));
+}
+
+#[test]
+fn shared_load_of_a_broken_bundle_is_the_same_error() {
+    let dir = scratch_bundle("shared-missing", "synthesis.onnx");
+    let e = Bundle::load_shared(&dir, &RuntimeOptions::default())
+        .expect_err("a bundle without synthesis.onnx loaded");
+    assert!(e.to_string().contains("synthesis.onnx"), "{e}");
 }

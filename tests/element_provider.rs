@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Execution-provider choice on the codec elements: `cuda` is strict (fails to start with a
 //! message naming CUDA when it cannot be used, never a silent CPU fallback), `auto` runs where it
-//! can and reports it through `active-provider`.
+//! can and reports it through `active-provider`. `share-model` reuses one loaded model.
 
+#[path = "codec_util/mod.rs"]
+mod codec_util;
 mod sic_elements_util;
 use sic_elements_util as util;
 
@@ -11,11 +13,20 @@ use gst::prelude::*;
 /// Starts `element` (sicenc or sicdec) between a source and a sink and returns the element
 /// error text, if starting failed.
 fn start(factory: &str, provider: &str) -> (gst::Pipeline, gst::Element, Option<String>) {
+    start_with(factory, &[("execution-provider", provider)])
+}
+
+/// [`start`] with any properties, given as strings.
+fn start_with(
+    factory: &str,
+    properties: &[(&str, &str)],
+) -> (gst::Pipeline, gst::Element, Option<String>) {
     util::init();
-    let element = gst::ElementFactory::make(factory)
-        .property_from_str("execution-provider", provider)
-        .build()
-        .unwrap();
+    let mut builder = gst::ElementFactory::make(factory);
+    for (name, value) in properties {
+        builder = builder.property_from_str(name, value);
+    }
+    let element = builder.build().unwrap();
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("fakesrc").build().unwrap();
     let sink = gst::ElementFactory::make("fakesink").build().unwrap();
@@ -71,5 +82,34 @@ fn auto_falls_back_to_cpu_and_cuda_fails_cleanly() {
         assert!(error.contains("feature"), "{error}");
         assert_eq!(element.property::<String>("active-provider"), "");
         pipeline.set_state(gst::State::Null).unwrap();
+    }
+}
+
+/// A started element with `share-model=true` (the default) holds the model that the next shared
+/// load with the same settings gets; with `share-model=false` its model is its own.
+#[test]
+fn share_model_reuses_the_loaded_model() {
+    use gstsic::codec::{Bundle, ExecutionProvider, RuntimeOptions};
+    let dir = codec_util::scratch_bundle("element-share", "");
+    let location = dir.to_str().unwrap();
+    let cpu = RuntimeOptions {
+        provider: ExecutionProvider::Cpu,
+        ..Default::default()
+    };
+    for factory in ["sicenc", "sicdec"] {
+        for share in [false, true] {
+            let (pipeline, _element, error) = start_with(
+                factory,
+                &[
+                    ("model-location", location),
+                    ("execution-provider", "cpu"),
+                    ("share-model", if share { "true" } else { "false" }),
+                ],
+            );
+            assert_eq!(error, None);
+            let (_bundle, reused) = Bundle::load_shared(&dir, &cpu).unwrap();
+            assert_eq!(reused, share, "{factory} share-model={share}");
+            pipeline.set_state(gst::State::Null).unwrap();
+        }
     }
 }

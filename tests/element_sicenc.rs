@@ -175,6 +175,7 @@ fn properties_have_documented_defaults() {
     assert_eq!(enc.property::<String>("model-location"), "");
     assert_eq!(enc.property::<i32>("device-id"), 0);
     assert_eq!(enc.property::<u32>("threads"), 0);
+    assert!(enc.property::<bool>("share-model"));
     assert_eq!(
         enc.property::<gstsic::ExecutionProvider>("execution-provider"),
         gstsic::ExecutionProvider::Auto

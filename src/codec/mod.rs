@@ -5,6 +5,7 @@
 //!
 //! Module map:
 //! - [`bundle`]: `model.json` parsing/validation, model id, ONNX sessions per graph.
+//! - `bundle_cache`: one loaded bundle per process for users with the same model and options.
 //! - `runtime`: the one process-wide ONNX Runtime environment.
 //! - `entropy`: categorical entropy models built from the bundle's integer tables, ANS coding.
 //! - [`bitstream`]: frame header layout (docs/bitstream.md), parse, validate, thin.
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 pub mod bitstream;
 pub mod bundle;
+mod bundle_cache;
 mod decoder;
 mod encoder;
 mod entropy;
@@ -88,7 +90,7 @@ impl fmt::Display for ExecutionProvider {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeOptions {
     pub provider: ExecutionProvider,
     pub device_id: i32,

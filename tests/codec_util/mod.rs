@@ -20,6 +20,26 @@ pub fn bundle() -> Arc<Bundle> {
     .clone()
 }
 
+/// A scratch copy of the bundle (graph files symlinked, model.json copied), minus `omit`.
+pub fn scratch_bundle(name: &str, omit: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sic-bundle-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(model_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name().to_string_lossy().to_string();
+        if file == omit || !entry.file_type().unwrap().is_file() {
+            continue;
+        }
+        if file == "model.json" {
+            std::fs::copy(entry.path(), dir.join(&file)).unwrap();
+        } else {
+            std::os::unix::fs::symlink(entry.path(), dir.join(&file)).unwrap();
+        }
+    }
+    dir
+}
+
 /// True when model.json says the model was trained (steps > 0).
 pub fn model_is_trained() -> bool {
     let text = std::fs::read_to_string(model_dir().join("model.json")).unwrap();
