@@ -116,6 +116,64 @@ fn seed_reproduces_uniform_sampling() {
     assert_eq!(decode_all(7), decode_all(7));
 }
 
+/// Decodes `frames` (at 0, 100, 200 ... ms), telling the decoder after the first one that
+/// downstream runs 150 ms late at 0 ms, so wants nothing before 0 + 2 × 150 ms (plus a frame
+/// duration, none here: no framerate). Returns the pictures, how many frames were decoded (each
+/// posts `sic-frame-stats`) and how many QoS drops were reported.
+fn decode_while_late(
+    frames: &[Vec<u8>],
+    props: &[(&str, glib::Value)],
+) -> (Vec<gst::Buffer>, usize, usize) {
+    let mut h = decoder_harness(props);
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    for (i, f) in frames.iter().enumerate() {
+        push_frame(&mut h, f, i as u64 * 100).unwrap();
+        if i == 0 {
+            let late = gst::event::Qos::new(
+                gst::QOSType::Underflow,
+                1.0,
+                150_000_000,
+                gst::ClockTime::ZERO,
+            );
+            assert!(h.push_upstream_event(late));
+        }
+    }
+    h.push_event(gst::event::Eos::new());
+    let out = std::iter::from_fn(|| h.try_pull()).collect();
+    let messages: Vec<_> = std::iter::from_fn(|| bus.pop()).collect();
+    let count = |t: gst::MessageType| messages.iter().filter(|m| m.type_() == t).count();
+    (
+        out,
+        count(gst::MessageType::Element),
+        count(gst::MessageType::Qos),
+    )
+}
+
+/// QoS: frames whose deadline has passed are skipped before any network runs and reported as
+/// QoS drops. The next frame in time decodes exactly as it would have without the drops (its
+/// sampling seed does not depend on timing). `qos=false` decodes and outputs every frame.
+#[test]
+fn late_frames_are_skipped_before_decoding() {
+    let frames = util::encode_frames(64, 48, 4, 2);
+    let uniform = ("sampling", gstsic::SamplingMode::Uniform.to_value());
+    let seed = ("seed", 3u64.to_value());
+    let qos_off = ("qos", false.to_value());
+
+    let (all, decoded, drops) =
+        decode_while_late(&frames, &[uniform.clone(), seed.clone(), qos_off]);
+    assert_eq!((all.len(), decoded, drops), (4, 4, 0));
+
+    let (out, decoded, drops) = decode_while_late(&frames, &[uniform, seed]);
+    let pts: Vec<_> = out.iter().map(|b| b.pts().unwrap().mseconds()).collect();
+    assert_eq!(pts, [0, 300]);
+    assert_eq!((decoded, drops), (2, 2));
+    assert_eq!(
+        out[1].map_readable().unwrap().as_slice(),
+        all[3].map_readable().unwrap().as_slice()
+    );
+}
+
 #[test]
 fn corrupt_frames_are_dropped_not_fatal() {
     let mut h = decoder_harness(&[]);
@@ -243,6 +301,7 @@ fn properties_have_documented_defaults() {
     assert_eq!(dec.property::<u32>("max-layers"), 0);
     assert_eq!(dec.property::<u64>("seed"), 0);
     assert_eq!(dec.property::<u64>("max-pixels"), 1 << 24);
+    assert!(dec.property::<bool>("share-model"));
     assert_eq!(
         dec.property::<gstsic::SamplingMode>("sampling"),
         gstsic::SamplingMode::Model

@@ -401,6 +401,23 @@ impl VideoDecoderImpl for SicDec {
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let n = state.frame_index;
         state.frame_index += 1;
+        // QoS: a frame that is already late when it arrives would be decoded only for the base
+        // class to drop it on the way out. Every SIC frame stands alone, so skipping it before
+        // the networks run costs nothing later and lets a decoder slower than the stream catch
+        // up. The base class's `qos` property turns this off too. The frame was counted above,
+        // so sampling seeds do not depend on timing.
+        let lateness = obj.max_decode_time(&frame);
+        if lateness < 0 && obj.is_qos() {
+            drop(guard);
+            gst::debug!(
+                CAT,
+                imp = self,
+                "skipping frame {n}: {} ms late (QoS)",
+                -lateness / 1_000_000
+            );
+            obj.drop_frame(frame)?;
+            return Ok(gst::FlowSuccess::Ok);
+        }
         let seed = settings.seed ^ n.wrapping_mul(SEED_MIX);
         let sampling = match settings.sampling {
             SamplingMode::Model => state.bundle.default_sampling(seed),
