@@ -13,6 +13,9 @@ cargo clippy --quiet --all-targets -- -D warnings
 echo "== cargo test"
 G_DEBUG=fatal_warnings cargo test --all-targets 2>&1
 cargo test --doc 2>&1
+echo "== examples/app.py (the elements from Python, through GObject introspection)"
+cargo build --quiet --lib
+GST_PLUGIN_PATH="$PWD/target/debug" /usr/bin/python3 examples/app.py
 
 venv="${SIC_WORK:-$HOME/.cache/sic}/venv"
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch" 2>/dev/null; then
