@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use gst::prelude::*;
+use gst_rtp::prelude::*;
 use gstsic::codec::bitstream;
 use gstsic::codec::{
     Bundle, Decoder, Encoder, ImageRef, PixelFormat, RuntimeOptions, Sampling, peek_frame, thin,
@@ -334,6 +335,54 @@ pub fn parse_stream(input: &[u8]) -> usize {
         from += at + out.len();
         frames += 1;
     }
+    frames
+}
+
+/// `rtpsicdepay` fed hostile RTP packets, through a GStreamer harness.
+///
+/// Input: records `flags, len, payload[len]`; `flags` bit 0 is the marker bit and bits 1–2 the
+/// RTP timestamp (so packets of up to four frames interleave); the payload starts with the
+/// 4-byte offset header of docs/rtp.md like a real one. Then EOS.
+/// Invariants: every buffer that comes out is exactly one valid frame; no more frames than
+/// packets. Returns how many frames came out.
+pub fn depayload(input: &[u8]) -> usize {
+    init_gstreamer();
+    let mut r = Bytes(input);
+    let mut h = gst_check::Harness::new("rtpsicdepay");
+    h.set_src_caps_str(
+        "application/x-rtp,media=video,clock-rate=90000,encoding-name=X-SIC,payload=96",
+    );
+    let mut packets = 0;
+    for seq in 0u16.. {
+        if r.0.is_empty() {
+            break;
+        }
+        let flags = r.u8();
+        let len = usize::from(r.u8());
+        let payload = r.take(len);
+        let mut buf =
+            gst::Buffer::new_rtp_with_sizes(payload.len() as u32, 0, 0).expect("an RTP buffer");
+        {
+            let mut rtp = gst_rtp::RTPBuffer::from_buffer_writable(buf.get_mut().unwrap())
+                .expect("writable RTP");
+            rtp.set_seq(seq);
+            rtp.set_marker(flags & 1 != 0);
+            rtp.set_timestamp(u32::from(flags >> 1 & 3) * 9000);
+            rtp.payload_mut().expect("payload").copy_from_slice(payload);
+        }
+        packets += 1;
+        if h.push(buf).is_err() {
+            break;
+        }
+    }
+    h.push_event(gst::event::Eos::new());
+    let mut frames = 0;
+    while let Some(buf) = h.try_pull() {
+        let map = buf.map_readable().expect("readable buffer");
+        bitstream::split_frame(map.as_slice()).expect("depayloader output is one valid frame");
+        frames += 1;
+    }
+    assert!(frames <= packets, "{frames} frames from {packets} packets");
     frames
 }
 

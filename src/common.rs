@@ -10,6 +10,12 @@ use crate::codec;
 pub const SIC_MEDIA_TYPE: &str = "video/x-sic";
 /// Name of the element message posted per frame by `sicenc` and `sicdec`.
 pub const FRAME_STATS_MESSAGE: &str = "sic-frame-stats";
+/// RTP encoding name of the SIC payload format (docs/rtp.md).
+pub const RTP_ENCODING_NAME: &str = "X-SIC";
+/// RTP clock rate of the SIC payload format, as for other video.
+pub const RTP_CLOCK_RATE: u32 = 90_000;
+/// Bytes of the SIC RTP payload header: the offset of the packet's first byte in its frame.
+pub const RTP_PAYLOAD_HEADER_LEN: usize = 4;
 /// Largest value of the `layers` / `levels` caps fields (what the bitstream allows).
 pub const MAX_LAYERS: i32 = codec::bitstream::MAX_LEVELS as i32;
 /// Largest picture width / height the codec accepts.
@@ -112,6 +118,16 @@ pub fn sic_template_caps() -> gst::Caps {
         )
         .field("layers", gst::IntRange::new(1, MAX_LAYERS))
         .field("levels", gst::IntRange::new(1, MAX_LAYERS))
+        .build()
+}
+
+/// Caps of SIC over RTP (any dynamic payload type).
+pub fn rtp_sic_caps() -> gst::Caps {
+    gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("payload", gst::IntRange::new(96, 127))
+        .field("clock-rate", RTP_CLOCK_RATE as i32)
+        .field("encoding-name", RTP_ENCODING_NAME)
         .build()
 }
 

@@ -5,12 +5,15 @@
 //! - `sicdec`: `video/x-sic` to raw RGB video
 //! - `siclayers`: drops trailing layers in the compressed domain
 //! - `sicparse` + typefinder: frames a SIC byte stream (files, TCP)
+//! - `rtpsicpay` / `rtpsicdepay`: SIC over RTP; a frame that lost a packet keeps its first layers
 #![allow(clippy::new_without_default)]
 
 use gst::glib;
 
 pub mod codec;
 mod common;
+mod rtpsicdepay;
+mod rtpsicpay;
 mod sicdec;
 mod sicenc;
 mod siclayers;
@@ -24,6 +27,8 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     sicdec::register(plugin)?;
     siclayers::register(plugin)?;
     sicparse::register(plugin)?;
+    rtpsicpay::register(plugin)?;
+    rtpsicdepay::register(plugin)?;
     typefind::register(plugin)?;
     Ok(())
 }

@@ -219,3 +219,52 @@ fn decode_element_on_good_refused_and_foreign_frames() {
     let found: Vec<usize> = seeds.iter().map(|s| harness::decode_element(s)).collect();
     assert_eq!(found, [3, 2, 3, 0, 2]);
 }
+
+/// One `depayload` record: flags (bit 0 marker, bits 1-2 timestamp), length, payload.
+fn rtp_record(flags: u8, offset: u32, bytes: &[u8]) -> Vec<u8> {
+    let payload = [&offset.to_be_bytes()[..], bytes].concat();
+    assert!(payload.len() < 256);
+    [&[flags, payload.len() as u8][..], &payload].concat()
+}
+
+/// A frame cut into `piece`-byte packets with offsets, the last one marked.
+fn rtp_records(frame: &[u8], timestamp: u8, piece: usize) -> Vec<Vec<u8>> {
+    let n = frame.len().div_ceil(piece);
+    frame
+        .chunks(piece)
+        .enumerate()
+        .map(|(i, c)| rtp_record(timestamp << 1 | u8::from(i + 1 == n), (i * piece) as u32, c))
+        .collect()
+}
+
+#[test]
+fn depayload_on_whole_lost_and_interleaved_packets() {
+    let frames: Vec<Vec<u8>> = frames().into_iter().map(|(_, _, f)| f).collect();
+    let a = rtp_records(&frames[7], 0, 40);
+    let b = rtp_records(&frames[5], 1, 40);
+    let seeds = vec![
+        // Two whole frames.
+        [a.concat(), b.concat()].concat(),
+        // The sixth packet of the first frame lost (it salvages), then the second whole.
+        [a[..5].concat(), a[6..].concat(), b.concat()].concat(),
+        // The first packet of the first frame lost (dropped), the second frame's marker lost
+        // (ended by EOS).
+        [a[1..].concat(), b[..b.len() - 1].concat()].concat(),
+        // A short payload and a huge offset (that frame is dropped), then a whole frame.
+        [
+            vec![1u8, 2, 0, 0],
+            rtp_record(0, u32::MAX - 3, b"data"),
+            a.concat(),
+        ]
+        .concat(),
+    ];
+    save_seeds("depayload", &seeds);
+    let found: Vec<usize> = seeds.iter().map(|s| harness::depayload(s)).collect();
+    assert_eq!(found, [2, 2, 1, 1]);
+    let mut rng = Rng(0xdeba_c1e5);
+    for s in &seeds {
+        for _ in 0..20 {
+            harness::depayload(&mutate(&mut rng, s, 0));
+        }
+    }
+}

@@ -275,6 +275,38 @@ pub fn thin(frame: &[u8], layers: u8) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// The frame made of the layers whose segments lie wholly inside `data`, the start of a frame
+/// whose end is missing (a transport lost a piece; only a prefix is usable, since segment k
+/// needs segments < k). `Ok(None)` when the header, segment 0 (`ẑ`) or segment 1 (the first
+/// layer) is incomplete: nothing is decodable. Like [`thin`], it rewrites only the header; no
+/// payload byte changes.
+pub fn salvage(data: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    let Some(header) = parse_header(data)? else {
+        return Ok(None);
+    };
+    let mut end = header.header_len();
+    let mut segments = 0;
+    for &len in &header.segment_lens {
+        if end + len as usize > data.len() {
+            break;
+        }
+        end += len as usize;
+        segments += 1;
+    }
+    if segments < 2 {
+        return Ok(None);
+    }
+    let layers = (segments - 1) as u8;
+    let mut out = Header {
+        layers,
+        segment_lens: header.segment_lens[..segments].to_vec(),
+        ..header.clone()
+    }
+    .to_bytes();
+    out.extend_from_slice(&data[header.header_len()..end]);
+    Ok(Some(out))
+}
+
 const fn crc_table() -> [u32; 256] {
     let mut table = [0u32; 256];
     let mut i = 0;
@@ -331,6 +363,33 @@ mod tests {
         assert_eq!(segs.len(), 4);
         assert_eq!(segs[2], &[3u8; 12][..]);
         assert_eq!(h.frame_len(), f.len());
+    }
+
+    #[test]
+    fn salvage_keeps_the_whole_layers_of_a_cut_frame() {
+        let f = sample(5);
+        let (h, _) = split_frame(&f).unwrap();
+        // End of segment k (0 = z) in the frame.
+        let seg_end = |k: usize| {
+            h.header_len()
+                + h.segment_lens[..=k]
+                    .iter()
+                    .map(|&l| l as usize)
+                    .sum::<usize>()
+        };
+        assert_eq!(salvage(&f).unwrap().unwrap(), f);
+        for layers in 1..5u8 {
+            let end = seg_end(layers as usize);
+            let want = thin(&f, layers).unwrap();
+            assert_eq!(salvage(&f[..end]).unwrap().unwrap(), want);
+            assert_eq!(salvage(&f[..end + 3]).unwrap().unwrap(), want);
+        }
+        for cut in [0, 5, h.header_len(), seg_end(0), seg_end(1) - 1] {
+            assert_eq!(salvage(&f[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        let mut bad = f.clone();
+        bad[0] ^= 1;
+        assert!(salvage(&bad).is_err());
     }
 
     #[test]
