@@ -37,6 +37,14 @@ fn packetize(frames: &[Vec<u8>], mtu: u32) -> Vec<Vec<gst::Buffer>> {
 
 /// What `rtpsicdepay` makes of `packets` (then EOS), with its salvaged and dropped counts.
 fn depayload(packets: impl IntoIterator<Item = gst::Buffer>) -> (Vec<Vec<u8>>, u64, u64) {
+    let (frames, _, salvaged, dropped) = depayload_timed(packets);
+    (frames, salvaged, dropped)
+}
+
+/// [`depayload`], with the output timestamps (ms).
+fn depayload_timed(
+    packets: impl IntoIterator<Item = gst::Buffer>,
+) -> (Vec<Vec<u8>>, Vec<u64>, u64, u64) {
     util::init();
     let mut h = gst_check::Harness::new("rtpsicdepay");
     h.set_src_caps_str(RTP_CAPS);
@@ -44,12 +52,16 @@ fn depayload(packets: impl IntoIterator<Item = gst::Buffer>) -> (Vec<Vec<u8>>, u
         h.push(p).unwrap();
     }
     h.push_event(gst::event::Eos::new());
-    let frames = std::iter::from_fn(|| h.try_pull())
+    let out: Vec<_> = std::iter::from_fn(|| h.try_pull()).collect();
+    let pts = out.iter().map(|b| b.pts().unwrap().mseconds()).collect();
+    let frames = out
+        .iter()
         .map(|b| b.map_readable().unwrap().to_vec())
         .collect();
     let dec = h.element().unwrap();
     (
         frames,
+        pts,
         dec.property("frames-salvaged"),
         dec.property("frames-dropped"),
     )
@@ -159,8 +171,9 @@ fn lost_header_or_marker_costs_one_frame_at_most() {
 
     let mut stream: Vec<_> = packets.iter().flatten().cloned().collect();
     stream.remove(packets[0].len() - 1);
-    let (out, _, _) = depayload(stream);
+    let (out, pts, _, _) = depayload_timed(stream);
     assert_eq!(out.len(), 3);
+    assert_eq!(pts, [0, 100, 200], "each frame keeps its own time");
     assert_eq!(&out[1..], &frames[1..]);
     assert!(bitstream::split_frame(&out[0]).is_ok());
 }

@@ -157,6 +157,17 @@ impl ElementImpl for RtpSicDepay {
         });
         PAD_TEMPLATES.as_ref()
     }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            // A restarted stream starts from nothing: no half frame, fresh counts.
+            *self.state.lock().unwrap() = State::default();
+        }
+        self.parent_change_state(transition)
+    }
 }
 
 impl RtpSicDepay {
