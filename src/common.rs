@@ -225,7 +225,6 @@ pub fn stats_builder(
         )
 }
 
-/// Maps a codec error raised while loading a model to a GStreamer error message.
 /// Model and runtime settings shared by `sicenc` and `sicdec`, with their properties.
 #[derive(Debug, Clone)]
 pub struct ModelSettings {

@@ -244,3 +244,21 @@ fn pipeline_through_rtp_decodes() {
     assert!(run.eos, "{:?}", run.error);
     assert_eq!(run.samples("out").len(), 3);
 }
+
+#[test]
+fn properties_are_documented() {
+    util::init();
+    for factory in ["rtpsicpay", "rtpsicdepay"] {
+        let e = gst::ElementFactory::make(factory).build().unwrap();
+        for p in e.list_properties() {
+            assert!(
+                !p.blurb().unwrap_or_default().is_empty(),
+                "{factory}: {} has no blurb",
+                p.name()
+            );
+        }
+    }
+    let depay = gst::ElementFactory::make("rtpsicdepay").build().unwrap();
+    assert_eq!(depay.property::<u64>("frames-salvaged"), 0);
+    assert_eq!(depay.property::<u64>("frames-dropped"), 0);
+}
