@@ -75,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_or(0, |h| h.layers)
         })
         .collect();
+    let full = sent_layers.iter().copied().max().unwrap_or(0);
     let bytes: usize = sent.iter().map(Vec::len).sum();
     println!(
         "{} frames, {:.0} bytes each on average, mtu {mtu}, {loss} % of packets lost, {runs} runs",
@@ -98,7 +99,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let Ok((header, _)) = bitstream::split_frame(frame) {
                     delivered += 1;
                     layers += usize::from(header.layers);
-                    let full = sent_layers.iter().copied().max().unwrap_or(0);
                     if header.layers < full {
                         salvaged += 1;
                     }

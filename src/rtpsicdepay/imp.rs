@@ -185,7 +185,9 @@ impl RtpSicDepay {
         } else {
             let data = contiguous_prefix(pending.pieces);
             match bitstream::salvage(&data) {
-                Ok(Some(frame)) => Ok((frame, data.len())),
+                // Whole, the frame is the first bytes gathered, header included; salvaged, its
+                // header was rewritten with fewer layers.
+                Ok(Some(frame)) => Ok((data.starts_with(&frame), frame)),
                 Ok(None) => Err(format!(
                     "header or first layer incomplete ({} of {received} bytes before the first gap)",
                     data.len()
@@ -193,7 +195,7 @@ impl RtpSicDepay {
                 Err(e) => Err(format!("not a SIC frame: {e}")),
             }
         };
-        let (frame, prefix) = match outcome {
+        let (whole, frame) = match outcome {
             Ok(ok) => ok,
             Err(why) => {
                 state.dropped += 1;
@@ -201,11 +203,6 @@ impl RtpSicDepay {
                 return None;
             }
         };
-        // A whole frame comes back byte for byte; anything shorter lost its tail.
-        let whole = bitstream::parse_header(&frame)
-            .ok()
-            .flatten()
-            .is_some_and(|h| h.frame_len() == prefix);
         if !whole {
             state.salvaged += 1;
             gst::debug!(
