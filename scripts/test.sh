@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up, formatting, lints, Rust tests (unit, codec, elements, pipelines),
+# the Python and C example applications,
 # and the Python model tests when the training venv exists (they need torch; the Rust tests never do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,10 @@ cargo test --doc 2>&1
 echo "== examples/app.py (the elements from Python, through GObject introspection)"
 cargo build --quiet --lib
 GST_PLUGIN_PATH="$PWD/target/debug" /usr/bin/python3 examples/app.py
+echo "== examples/relay.c (the elements from C: one encoder, receivers at 1 then 2, 4 and 8 layers)"
+cc -O2 -Wall -Wextra -Werror examples/relay.c -o target/relay \
+    $(pkg-config --cflags --libs gstreamer-app-1.0 gstreamer-video-1.0) -lm
+GST_PLUGIN_PATH="$PWD/target/debug" target/relay
 
 venv="${SIC_WORK:-$HOME/.cache/sic}/venv"
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch" 2>/dev/null; then
