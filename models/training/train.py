@@ -148,8 +148,12 @@ def loss_terms(model, lp, x, level, a):
     rate_full = ry.sum() + rz
     rate_lvl = ry[:level].sum() + rz
     # consistency: re-encoding the level-l reconstruction gives back the transmitted latent
-    y_re = model.g_a(out["x_level"])
-    cons = F.mse_loss(y_re[:, :o], out["y_hat"][:, :o].detach())
+    # (skipped at weight 0: it costs a pass of g_a each way)
+    if a.lambda_c > 0:
+        y_re = model.g_a(out["x_level"])
+        cons = F.mse_loss(y_re[:, :o], out["y_hat"][:, :o].detach())
+    else:
+        cons = torch.zeros((), device=x.device)
     loss = (0.5 * (dL * mse_full + pL * lp_full + rL * rate_full)
             + 0.5 * (dl * mse_lvl + pl * lp_lvl + rl * rate_lvl)
             + a.lambda_c * cons)
