@@ -139,3 +139,92 @@ fn siclayers_passthrough_when_nothing_to_drop() {
         .unwrap();
     assert!(t.is_passthrough());
 }
+
+/// (pts, duration) of every buffer an appsink got, in milliseconds.
+fn times_ms(samples: &[gst::Sample]) -> Vec<(u64, u64)> {
+    samples
+        .iter()
+        .map(|s| {
+            let b = s.buffer().unwrap();
+            (
+                b.pts().unwrap().mseconds(),
+                b.duration().unwrap().mseconds(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn framerate_property_times_untimed_streams() {
+    let frames = util::encode_frames(64, 48, 3, 1);
+    let chunks = vec![frames.concat()];
+    let run = util::run_with_appsrc(
+        "appsrc name=src caps=video/x-sic ! sicparse framerate=10/1 ! appsink name=coded sync=false",
+        chunks.clone(),
+    );
+    assert!(run.eos, "{:?}", run.error);
+    assert_eq!(run.payloads("coded"), frames);
+    assert_eq!(
+        times_ms(run.samples("coded")),
+        [(0, 100), (100, 100), (200, 100)]
+    );
+    let caps = run.samples("coded")[0].caps().unwrap().to_owned();
+    let s = caps.structure(0).unwrap();
+    assert_eq!(
+        s.get::<gst::Fraction>("framerate").unwrap(),
+        gst::Fraction::new(10, 1)
+    );
+
+    // A rate in the upstream caps wins over the property.
+    let run = util::run_with_appsrc(
+        "appsrc name=src caps=video/x-sic,framerate=5/1 ! sicparse framerate=10/1 ! \
+         appsink name=coded sync=false",
+        chunks,
+    );
+    assert!(run.eos, "{:?}", run.error);
+    assert_eq!(
+        times_ms(run.samples("coded")),
+        [(0, 200), (200, 200), (400, 200)]
+    );
+}
+
+#[test]
+fn seeks_in_a_timed_file() {
+    let frames = util::encode_frames(64, 48, 12, 2);
+    let path = util::scratch_dir("sicparse-seek").join("clip.sic");
+    std::fs::write(&path, frames.concat()).unwrap();
+    util::init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! sicparse framerate=10/1 ! appsink name=coded sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("coded")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Paused).unwrap();
+    let (res, ..) = pipeline.state(gst::ClockTime::from_seconds(30));
+    res.unwrap();
+    pipeline
+        .seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+            gst::ClockTime::from_mseconds(700),
+        )
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut got = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        got.push(sample);
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    // Every frame is a sync point: the seek lands on frame 7 exactly, and on its bytes.
+    assert_eq!(
+        got.iter().map(util::sample_bytes).collect::<Vec<_>>(),
+        frames[7..]
+    );
+    assert_eq!(times_ms(&got)[0], (700, 100));
+}

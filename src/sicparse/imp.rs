@@ -4,6 +4,10 @@
 //!
 //! Every frame header is validated with `codec::peek_frame`; after garbage the parser resyncs by
 //! scanning forward for the next offset where a valid header starts.
+//!
+//! A SIC stream carries no timing, so frames from a file are untimed unless upstream caps or the
+//! `framerate` property give a rate; with one, the base class stamps every frame, estimates the
+//! duration and can seek (every frame is a sync point).
 
 use std::sync::{LazyLock, Mutex};
 
@@ -18,10 +22,11 @@ use crate::common;
 
 /// Bytes asked for before anything is known (enough for a header).
 const MIN_PROBE: u32 = 64;
+const DEFAULT_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(0);
 
 #[derive(Debug, Default)]
 struct State {
-    /// Framerate from upstream caps (0/1 when unknown).
+    /// Framerate from upstream caps, when they give one.
     framerate: Option<gst::Fraction>,
     /// Caps last pushed downstream.
     caps: Option<gst::Caps>,
@@ -40,6 +45,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 #[derive(Default)]
 pub struct SicParse {
+    /// The `framerate` property: used when upstream caps give none.
+    framerate: Mutex<Option<gst::Fraction>>,
     state: Mutex<State>,
 }
 
@@ -50,7 +57,48 @@ impl ObjectSubclass for SicParse {
     type ParentType = gst_base::BaseParse;
 }
 
-impl ObjectImpl for SicParse {}
+impl ObjectImpl for SicParse {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                gst::ParamSpecFraction::builder("framerate")
+                    .nick("Frame rate")
+                    .blurb(
+                        "Frames per second to timestamp the frames with when upstream caps give \
+                         no rate (a SIC file stores none); 0/1 leaves them untimed",
+                    )
+                    .minimum(gst::Fraction::from_integer(0))
+                    .maximum(gst::Fraction::from_integer(i32::MAX))
+                    .default_value(DEFAULT_FRAMERATE)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        match pspec.name() {
+            "framerate" => {
+                let fps: gst::Fraction = value.get().unwrap();
+                *self.framerate.lock().unwrap() = (fps.numer() > 0).then_some(fps);
+            }
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "framerate" => self
+                .framerate
+                .lock()
+                .unwrap()
+                .unwrap_or(DEFAULT_FRAMERATE)
+                .to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
 
 impl GstObjectImpl for SicParse {}
 
@@ -93,8 +141,12 @@ impl ElementImpl for SicParse {
 
 impl SicParse {
     fn update_caps(&self, info: &codec::FrameInfo) {
+        let property_fps = *self.framerate.lock().unwrap();
         let mut state = self.state.lock().unwrap();
-        let fps = state.framerate.unwrap_or(gst::Fraction::new(0, 1));
+        let fps = state
+            .framerate
+            .or(property_fps)
+            .unwrap_or(DEFAULT_FRAMERATE);
         let caps = gst::Caps::builder(common::SIC_MEDIA_TYPE)
             .field("width", info.width as i32)
             .field("height", info.height as i32)
@@ -139,7 +191,8 @@ impl BaseParseImpl for SicParse {
     fn set_sink_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let fps = caps
             .structure(0)
-            .and_then(|s| s.get::<gst::Fraction>("framerate").ok());
+            .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+            .filter(|f| f.numer() > 0);
         gst::debug!(CAT, imp = self, "sink caps {}", caps);
         let mut state = self.state.lock().unwrap();
         state.framerate = fps;
