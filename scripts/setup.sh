@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up on Debian 12: GStreamer 1.22 build/runtime packages (with its Python bindings,
-# for examples/app.py, and a C compiler, for examples/relay.c) and the ONNX Runtime shared library (taken from the pinned `onnxruntime`
+# for examples/app.py and rtsp_server.py, and a C compiler, for examples/relay.c) and the ONNX Runtime shared library (taken from the pinned `onnxruntime`
 # PyPI wheel, checksum verified) in .ort/.
 # Idempotent: a second run only checks what is there.
 #
@@ -15,7 +15,8 @@ mode=cpu
 # --- GStreamer and build tools -------------------------------------------------------------
 pkgs=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good meson ninja-build pkg-config
-      gcc libc6-dev python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0)
+      gcc libc6-dev python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+      gir1.2-gst-rtsp-server-1.0)
 # pip (for `pip download` of the ONNX Runtime wheel) and python3 come from Debian when absent.
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3 python3-pip)
 source scripts/lib/apt.sh

@@ -21,6 +21,8 @@ echo "== examples/relay.c (the elements from C: one encoder, receivers at 1 then
 cc -O2 -Wall -Wextra -Werror examples/relay.c -o target/relay \
     $(pkg-config --cflags --libs gstreamer-app-1.0 gstreamer-video-1.0) -lm
 GST_PLUGIN_PATH="$PWD/target/debug" target/relay
+echo "== examples/rtsp_server.py --check (one encoder, RTSP clients at 1, 3 and all layers)"
+GST_PLUGIN_PATH="$PWD/target/debug" timeout 120 /usr/bin/python3 examples/rtsp_server.py --check
 
 venv="${SIC_WORK:-$HOME/.cache/sic}/venv"
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch" 2>/dev/null; then
