@@ -125,6 +125,24 @@ def test_loss_finite_and_backward(level):
     assert g and all(torch.isfinite(t).all() for t in g)
 
 
+def test_consistency_pass_only_when_weighted():
+    """--lambda-c 0 leaves out the re-encoding pass of g_a; the other terms are the same."""
+    from training.train import loss_terms
+    m = SICLite(ModelConfig()).eval()
+    calls = []
+    m.g_a.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.rand(1, 3, 64, 64)
+    out = {}
+    for c in (0.1, 0):
+        calls.clear()
+        torch.manual_seed(2)
+        _, out[c] = loss_terms(m, None, x, 4, _args(lambda_c=c))
+        assert len(calls) == (2 if c else 1)
+    assert out[0]["cons"] == 0 and out[0.1]["cons"] > 0
+    for k in ("mse_full", "mse_l", "bpp_full", "bpp_l"):
+        assert torch.equal(out[0][k], out[0.1][k])
+
+
 def test_lambda_schedule():
     from training.train import lambdas, level_for_step
     assert lambdas(8, 8) == (2048.0, 8.0, 1.0)            # paper level 16
