@@ -82,7 +82,7 @@ fn inconsistent_metadata() {
         ),
         (
             "pad",
-            Box::new(|v| v["pad_multiple"] = 48.into()),
+            Box::new(|v| v["pad_multiple"] = 40.into()),
             "pad_multiple",
         ),
         (

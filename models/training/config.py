@@ -39,7 +39,8 @@ class ModelConfig:
         return ModelConfig(**d)
 
 
-PAD_MULTIPLE = 64
+# the picture is padded to this; g_a halves it 4 times (h_a pads its input itself)
+PAD_MULTIPLE = 16
 PRECISION = 16
 # the shipped bundle, next to this package
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "sic-lite"

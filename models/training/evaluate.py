@@ -15,6 +15,7 @@ import torch
 
 from .data import eval_dir, work_dir
 from .entropy import z_tables
+from .config import PAD_MULTIPLE
 from .model import pad_to
 
 
@@ -59,7 +60,7 @@ def evaluate_model(model, images, modes=("mean", "uniform"), samples=1, seed=0, 
     for p in images:
         x = load_image(p)
         _, _, h, w = x.shape
-        xp = pad_to(x, 64)
+        xp = pad_to(x, PAD_MULTIPLE)
         for mode in modes:
             draws = 1 if mode == "mean" else samples
             for level in range(1, model.cfg.levels + 1):

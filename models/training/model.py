@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import PAD_MULTIPLE, ModelConfig
 from .entropy import FactorizedDensity, gaussian_likelihood
 from .layers import GDN, Transform, conv, deconv
 
@@ -58,8 +58,16 @@ class SICLite(nn.Module):
 
     # -- pieces shared by training, evaluation and the ONNX graphs -----------------------------
     def analysis(self, x):
+        """y = g_a(x) and z = h_a(y), y first padded to a multiple of 4 positions by repeating
+        its last row / column: a picture then needs padding to 16 pixels only, not to h_a's 64
+        (docs/model.md rule 1). Padded unconditionally, so the exported graph keeps the pad."""
         y = self.g_a(x)
-        return y, self.h_a(y)
+        h, w = y.shape[2], y.shape[3]
+        return y, self.h_a(F.pad(y, (0, (-w) % 4, 0, (-h) % 4), mode="replicate"))
+
+    def hyper(self, z_hat, y):
+        """h_s(z_hat) cut to y's grid: h_s gives 4·hz × 4·wz positions, y may have fewer."""
+        return self.h_s(z_hat)[..., :y.shape[2], :y.shape[3]]
 
     def slice_params(self, k, hyper, y_hat):
         o = self.cfg.offsets()[k]
@@ -98,7 +106,7 @@ class SICLite(nn.Module):
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         rate_z = -torch.log2(self.density_z.likelihood(z_noisy)).sum() / npix
         z_hat = ste_round(z - med) + med
-        hyper = self.h_s(z_hat)
+        hyper = self.hyper(z_hat, y)
 
         y_hat_parts, rate_y = [], []
         for k in range(self.cfg.levels):
@@ -139,7 +147,7 @@ class SICLite(nn.Module):
             s = torch.round(z - med)
         z_hat = s + med
         bits = -torch.log2(self.density_z.likelihood(z_hat)).sum()
-        hyper = self.h_s(z_hat)
+        hyper = self.hyper(z_hat, y)
         parts = []
         for k in range(level):
             mean, scale = self.slices[k](hyper, torch.cat(parts, 1) if parts else None)
@@ -164,7 +172,7 @@ def rd_round(r, scale, rdo_lambda=0.0):
     return torch.where(cost(hi) < cost(lo), hi, lo)
 
 
-def pad_to(x, multiple=64):
+def pad_to(x, multiple=PAD_MULTIPLE):
     """Rule 1: pad right/bottom by repeating the last column/row."""
     _, _, h, w = x.shape
     ph, pw = (-h) % multiple, (-w) % multiple

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::bitstream::MAX_LEVELS;
 use super::entropy::{EntropyMeta, EntropyModels};
+use super::tensor::crop_planes;
 use super::{Error, ExecutionProvider, RuntimeOptions, Sampling, runtime};
 
 /// The `model.json` fields this runtime reads (unknown fields, e.g. `training`, are ignored).
@@ -315,9 +316,9 @@ fn validate(json: &Path, m: &Metadata) -> Result<(), Error> {
     if sum != m.m {
         return err(format!("slice_widths sum to {sum}, but M is {}", m.m));
     }
-    if m.pad_multiple == 0 || !m.pad_multiple.is_multiple_of(64) || m.pad_multiple > 1024 {
+    if m.pad_multiple == 0 || !m.pad_multiple.is_multiple_of(16) || m.pad_multiple > 1024 {
         return err(format!(
-            "pad_multiple {} must be a multiple of 64 (at most 1024)",
+            "pad_multiple {} must be a multiple of 16 (at most 1024)",
             m.pad_multiple
         ));
     }
@@ -677,7 +678,8 @@ impl Bundle {
         self.offsets[k]
     }
 
-    /// `analysis`: x [1,3,H,W] -> (y [1,M,H/16,W/16], z [1,Cz,H/64,W/64]).
+    /// `analysis`: x [1,3,H,W] -> (y [1,M,h,w], z [1,Cz,hz,wz]) with `h = H/16` and
+    /// `hz = ⌈h/4⌉` (the graph pads y to a multiple of 4 positions before h_a).
     pub(crate) fn run_analysis(
         &self,
         x: &[f32],
@@ -688,7 +690,15 @@ impl Bundle {
             &[("x", &[1, 3, hp, wp], x)],
             &[
                 ("y", [1, self.meta.m, hp / 16, wp / 16]),
-                ("z", [1, self.meta.z_channels, hp / 64, wp / 64]),
+                (
+                    "z",
+                    [
+                        1,
+                        self.meta.z_channels,
+                        (hp / 16).div_ceil(4),
+                        (wp / 16).div_ceil(4),
+                    ],
+                ),
             ],
         )?;
         let z = o.pop().unwrap_or_default();
@@ -696,13 +706,16 @@ impl Bundle {
         Ok((y, z))
     }
 
-    /// `hyper_synthesis`: z_hat [1,Cz,hz,wz] -> hyper [1,Ch,4hz,4wz].
-    pub(crate) fn run_hyper(&self, z_hat: &[f32], hz: usize, wz: usize) -> Result<Vec<f32>, Error> {
+    /// `hyper_synthesis`: z_hat [1,Cz,⌈h/4⌉,⌈w/4⌉] -> hyper [1,Ch,4⌈h/4⌉,4⌈w/4⌉], returned cut
+    /// to y's grid `[1,Ch,h,w]` (rule 3).
+    pub(crate) fn run_hyper(&self, z_hat: &[f32], h: usize, w: usize) -> Result<Vec<f32>, Error> {
+        let (hz, wz) = (h.div_ceil(4), w.div_ceil(4));
         let mut o = self.hyper_synthesis.run_expect(
             &[("z_hat", &[1, self.meta.z_channels, hz, wz], z_hat)],
             &[("hyper", [1, self.meta.hyper_channels, 4 * hz, 4 * wz])],
         )?;
-        Ok(o.pop().unwrap_or_default())
+        let full = o.pop().unwrap_or_default();
+        Ok(crop_planes(&full, 4 * hz, 4 * wz, h, w))
     }
 
     /// `slice_k`: (hyper, ŷ channels 0..O_k) -> (mean, scale), each [1,S_k,h,w].

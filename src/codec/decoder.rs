@@ -96,7 +96,8 @@ impl Decoder {
             pad_to(header.height as usize, pad),
             pad_to(header.width as usize, pad),
         );
-        let (h, w, hz, wz) = (hp / 16, wp / 16, hp / 64, wp / 64);
+        let (h, w) = (hp / 16, wp / 16);
+        let (hz, wz) = (h.div_ceil(4), w.div_ceil(4));
         timing.convert += t.elapsed().as_secs_f64();
 
         // Rule 2: z.
@@ -115,7 +116,7 @@ impl Decoder {
 
         // Rule 3.
         let t = Instant::now();
-        let hyper = b.run_hyper(&z_hat, hz, wz)?;
+        let hyper = b.run_hyper(&z_hat, h, w)?;
         timing.params += t.elapsed().as_secs_f64();
 
         // Rules 4 and 5.

@@ -95,7 +95,8 @@ impl Encoder {
         let t = Instant::now();
         let x = image_to_planar(&image, b.pad_multiple())?;
         let (hp, wp) = (x.height, x.width);
-        let (h, w, hz, wz) = (hp / 16, wp / 16, hp / 64, wp / 64);
+        let (h, w) = (hp / 16, wp / 16);
+        let (hz, wz) = (h.div_ceil(4), w.div_ceil(4));
         timing.convert += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -123,7 +124,7 @@ impl Encoder {
 
         // Rule 3.
         let t = Instant::now();
-        let hyper = b.run_hyper(&z_hat, hz, wz)?;
+        let hyper = b.run_hyper(&z_hat, h, w)?;
         timing.params += t.elapsed().as_secs_f64();
 
         // Rule 4: slices 0..layers.

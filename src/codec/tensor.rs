@@ -111,6 +111,20 @@ pub(crate) fn planar_to_rgb(x: &[f32], hp: usize, wp: usize, width: u32, height:
     }
 }
 
+/// The top-left `h` × `w` of every `hp` × `wp` plane of a planar tensor (`h <= hp`, `w <= wp`).
+pub(crate) fn crop_planes(x: &[f32], hp: usize, wp: usize, h: usize, w: usize) -> Vec<f32> {
+    if (h, w) == (hp, wp) {
+        return x.to_vec();
+    }
+    let mut out = Vec::with_capacity(x.len() / (hp * wp) * h * w);
+    for plane in x.chunks_exact(hp * wp) {
+        for row in plane.chunks_exact(wp).take(h) {
+            out.extend_from_slice(&row[..w]);
+        }
+    }
+    out
+}
+
 /// See [`RgbImage::write_to`].
 pub(crate) fn write_rgb(
     img: &RgbImage,
@@ -155,6 +169,23 @@ pub(crate) fn write_rgb(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crop_keeps_the_top_left_of_every_plane() {
+        // 2 planes of 3 x 4, values = plane * 100 + row * 10 + column
+        let x: Vec<f32> = (0..2)
+            .flat_map(|c| {
+                (0..3).flat_map(move |r| (0..4).map(move |q| (c * 100 + r * 10 + q) as f32))
+            })
+            .collect();
+        assert_eq!(
+            crop_planes(&x, 3, 4, 2, 3),
+            [
+                0., 1., 2., 10., 11., 12., 100., 101., 102., 110., 111., 112.
+            ]
+        );
+        assert_eq!(crop_planes(&x, 3, 4, 3, 4), x);
+    }
 
     #[test]
     fn padding_replicates_edges() {

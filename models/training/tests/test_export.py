@@ -43,6 +43,22 @@ def test_onnx_matches_torch(exported):
     assert verify_against_torch(model, out, verbose=False) <= TOL
 
 
+def test_analysis_pads_y_for_h_a(exported):
+    """A picture padded to 16 pixels only: the graph pads y to 4 positions (repeating its
+    last row and column) before h_a, exactly as SICLite.analysis does."""
+    from training.export import _session
+    model, out, _ = exported
+    x = torch.rand(1, 3, 80, 144, generator=torch.Generator().manual_seed(5))
+    y, z = _session(out / "analysis.onnx").run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        yt, zt = model.analysis(x)
+        zp = model.h_a(torch.nn.functional.pad(yt, (0, 3, 0, 3), mode="replicate"))
+    assert y.shape[2:] == (5, 9) and z.shape[2:] == (2, 3)
+    assert np.abs(y - yt.numpy()).max() <= TOL and np.abs(z - zt.numpy()).max() <= TOL
+    assert torch.equal(zt, zp)
+    assert model.hyper(torch.round(zt), yt).shape[2:] == (5, 9)
+
+
 def test_export_is_deterministic(exported, tmp_path, photo):
     model, out, meta = exported
     again = export_bundle(model, tmp_path, {"steps": 0}, golden_photo=photo)
