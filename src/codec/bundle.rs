@@ -714,8 +714,13 @@ impl Bundle {
             &[("z_hat", &[1, self.meta.z_channels, hz, wz], z_hat)],
             &[("hyper", [1, self.meta.hyper_channels, 4 * hz, 4 * wz])],
         )?;
-        let full = o.pop().unwrap_or_default();
-        Ok(crop_planes(&full, 4 * hz, 4 * wz, h, w))
+        Ok(crop_planes(
+            o.pop().unwrap_or_default(),
+            4 * hz,
+            4 * wz,
+            h,
+            w,
+        ))
     }
 
     /// `slice_k`: (hyper, ŷ channels 0..O_k) -> (mean, scale), each [1,S_k,h,w].

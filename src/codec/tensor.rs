@@ -111,10 +111,11 @@ pub(crate) fn planar_to_rgb(x: &[f32], hp: usize, wp: usize, width: u32, height:
     }
 }
 
-/// The top-left `h` × `w` of every `hp` × `wp` plane of a planar tensor (`h <= hp`, `w <= wp`).
-pub(crate) fn crop_planes(x: &[f32], hp: usize, wp: usize, h: usize, w: usize) -> Vec<f32> {
+/// The top-left `h` × `w` of every `hp` × `wp` plane of a planar tensor (`h <= hp`, `w <= wp`);
+/// `x` itself when there is nothing to cut.
+pub(crate) fn crop_planes(x: Vec<f32>, hp: usize, wp: usize, h: usize, w: usize) -> Vec<f32> {
     if (h, w) == (hp, wp) {
-        return x.to_vec();
+        return x;
     }
     let mut out = Vec::with_capacity(x.len() / (hp * wp) * h * w);
     for plane in x.chunks_exact(hp * wp) {
@@ -179,12 +180,12 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            crop_planes(&x, 3, 4, 2, 3),
+            crop_planes(x.clone(), 3, 4, 2, 3),
             [
                 0., 1., 2., 10., 11., 12., 100., 101., 102., 110., 111., 112.
             ]
         );
-        assert_eq!(crop_planes(&x, 3, 4, 3, 4), x);
+        assert_eq!(crop_planes(x.clone(), 3, 4, 3, 4), x);
     }
 
     #[test]
