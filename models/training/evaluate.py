@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import PAD_MULTIPLE
 from .data import eval_dir, work_dir
 from .entropy import z_tables
-from .config import PAD_MULTIPLE
 from .model import pad_to
 
 
