@@ -3,7 +3,7 @@
 //!
 //!   cargo run --release --example bench -- [--provider cpu|cuda|auto] [--device-id N]
 //!       [--threads N] [--sizes 1280x720,1920x1080] [--frames N] [--layers N] [--model DIR]
-//!       [--rdo-lambda X]
+//!       [--rdo-lambda X] [--tile-size PIXELS]
 //!
 //! The first frame of each size is a warm-up and is not counted.
 
@@ -23,6 +23,7 @@ struct Args {
     layers: Option<u8>,
     model: PathBuf,
     rdo_lambda: f32,
+    tile_size: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         layers: None,
         model: Bundle::default_dir(),
         rdo_lambda: gstsic::codec::DEFAULT_RDO_LAMBDA,
+        tile_size: gstsic::codec::DEFAULT_TILE_SIZE,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
             "--layers" => a.layers = Some(value()?.parse().map_err(|e| format!("{e}"))?),
             "--model" => a.model = value()?.into(),
             "--rdo-lambda" => a.rdo_lambda = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--tile-size" => a.tile_size = value()?.parse().map_err(|e| format!("{e}"))?,
             "--sizes" => {
                 a.sizes = value()?
                     .split(',')
@@ -111,14 +114,15 @@ fn run() -> Result<(), String> {
     let layers = args.layers.unwrap_or(bundle.levels());
     println!(
         "model {} ({}), heavy networks on {} ({}), {} frames per size after one warm-up, {} layers, \
-         rdo-lambda {}",
+         rdo-lambda {}, tile size {}",
         bundle.name(),
         bundle.model_id_hex(),
         bundle.active_provider(),
         bundle.provider_note(),
         args.frames,
         layers,
-        args.rdo_lambda
+        args.rdo_lambda,
+        args.tile_size
     );
     println!(
         "{:<10} {:<6} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
@@ -128,7 +132,13 @@ fn run() -> Result<(), String> {
     encoder
         .set_rdo_lambda(args.rdo_lambda)
         .map_err(|e| e.to_string())?;
+    encoder
+        .set_tile_size(args.tile_size)
+        .map_err(|e| e.to_string())?;
     let mut decoder = Decoder::new(bundle.clone());
+    decoder
+        .set_tile_size(args.tile_size)
+        .map_err(|e| e.to_string())?;
     for &(w, h) in &args.sizes {
         let pixels = test_picture(w, h);
         let image = ImageRef {

@@ -233,6 +233,9 @@ pub struct ModelSettings {
     pub device_id: i32,
     pub threads: u32,
     pub share_model: bool,
+    /// Side of the tiles the heavy network runs in on larger pictures (a multiple of 64; 0 =
+    /// whole pictures). Not part of what `share-model` compares: it is the element's own.
+    pub tile_size: u32,
 }
 
 impl Default for ModelSettings {
@@ -243,13 +246,14 @@ impl Default for ModelSettings {
             device_id: 0,
             threads: 0,
             share_model: true,
+            tile_size: codec::DEFAULT_TILE_SIZE,
         }
     }
 }
 
 impl ModelSettings {
-    /// `model-location`, `execution-provider`, `device-id`, `threads`, `share-model` and the
-    /// read-only `active-provider`; `network` names the heavy network the element runs.
+    /// `model-location`, `execution-provider`, `device-id`, `threads`, `share-model`,
+    /// `tile-size` and the read-only `active-provider`; `network` names the heavy network the element runs.
     pub fn properties(network: &str) -> Vec<glib::ParamSpec> {
         let defaults = ModelSettings::default();
         vec![
@@ -301,6 +305,20 @@ impl ModelSettings {
                 .default_value(defaults.share_model)
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecUInt::builder("tile-size")
+                .nick("Tile size")
+                .blurb(&format!(
+                    "Pictures wider or taller than this many pixels run the {network} network \
+                     in tiles of this size, each with the overlap the model needs, so the \
+                     result is the same while the working memory (about 650 bytes per pixel on \
+                     the CPU) stays that of one tile; rounded up to a multiple of 64; 0 = whole \
+                     pictures"
+                ))
+                .minimum(0)
+                .maximum(codec::MAX_DIMENSION)
+                .default_value(defaults.tile_size)
+                .mutable_ready()
+                .build(),
             glib::ParamSpecString::builder("active-provider")
                 .nick("Active execution provider")
                 .blurb(
@@ -322,6 +340,7 @@ impl ModelSettings {
             "device-id" => self.device_id = value.get().unwrap(),
             "threads" => self.threads = value.get().unwrap(),
             "share-model" => self.share_model = value.get().unwrap(),
+            "tile-size" => self.tile_size = value.get::<u32>().unwrap().next_multiple_of(64),
             _ => return false,
         }
         true
@@ -335,6 +354,7 @@ impl ModelSettings {
             "device-id" => self.device_id.to_value(),
             "threads" => self.threads.to_value(),
             "share-model" => self.share_model.to_value(),
+            "tile-size" => self.tile_size.to_value(),
             _ => return None,
         })
     }

@@ -116,6 +116,16 @@ fn inconsistent_metadata() {
             "graphs.synthesis",
         ),
         (
+            "halo_a",
+            Box::new(|v| v["tiling"]["analysis_halo"] = 160.into()),
+            "tiling.analysis_halo",
+        ),
+        (
+            "halo_s",
+            Box::new(|v| v["tiling"]["synthesis_halo"] = 100000.into()),
+            "tiling.synthesis_halo",
+        ),
+        (
             "field",
             Box::new(|v| v.as_object_mut().unwrap().remove("M").map(|_| ()).unwrap()),
             "`M`",

@@ -303,6 +303,10 @@ fn properties_have_documented_defaults() {
     assert_eq!(dec.property::<u64>("max-pixels"), 1 << 24);
     assert!(dec.property::<bool>("share-model"));
     assert_eq!(
+        dec.property::<u32>("tile-size"),
+        gstsic::codec::DEFAULT_TILE_SIZE
+    );
+    assert_eq!(
         dec.property::<gstsic::SamplingMode>("sampling"),
         gstsic::SamplingMode::Model
     );
@@ -313,4 +317,23 @@ fn properties_have_documented_defaults() {
             p.name()
         );
     }
+}
+
+#[test]
+fn tile_size_changes_memory_not_the_picture() {
+    let frame = util::encode_frames(720, 464, 1, 8).remove(0);
+    let mut pictures = Vec::new();
+    for tile in [0u32, 100] {
+        let mut h = decoder_harness(&[("tile-size", tile.to_value())]);
+        // Rounded up to a multiple of 64 (100 -> 128): tiles of 8 x 8 latent positions.
+        assert_eq!(
+            h.element().unwrap().property::<u32>("tile-size"),
+            tile.next_multiple_of(64)
+        );
+        push_frame(&mut h, &frame, 0).unwrap();
+        let buf = h.pull().unwrap();
+        pictures.push(buf.map_readable().unwrap().to_vec());
+    }
+    assert_eq!(pictures[0].len(), 720 * 464 * 3);
+    assert!(pictures[0] == pictures[1], "tiled picture differs");
 }

@@ -177,6 +177,10 @@ fn properties_have_documented_defaults() {
     assert_eq!(enc.property::<u32>("threads"), 0);
     assert!(enc.property::<bool>("share-model"));
     assert_eq!(
+        enc.property::<u32>("tile-size"),
+        gstsic::codec::DEFAULT_TILE_SIZE
+    );
+    assert_eq!(
         enc.property::<gstsic::ExecutionProvider>("execution-provider"),
         gstsic::ExecutionProvider::Auto
     );
@@ -224,4 +228,21 @@ fn more_layers_than_the_model_has_is_a_clear_error() {
     );
     let err = run.error.expect("an error");
     assert!(err.contains("layers"), "{err}");
+}
+
+#[test]
+fn tile_size_changes_memory_not_the_frame() {
+    util::init();
+    let (w, h) = (720, 464);
+    let mut frames = Vec::new();
+    for tile in [0u32, 128] {
+        let mut hs = gst_check::Harness::new("sicenc");
+        hs.element().unwrap().set_property("tile-size", tile);
+        hs.set_src_caps_str(&format!(
+            "video/x-raw,format=RGB,width={w},height={h},framerate=10/1"
+        ));
+        hs.push(rgb_buffer(w, h, 3, 0)).unwrap();
+        frames.push(hs.pull().unwrap().map_readable().unwrap().to_vec());
+    }
+    assert!(frames[0] == frames[1], "tiled frame differs");
 }

@@ -14,6 +14,7 @@ import torch.nn as nn
 from .config import PAD_MULTIPLE, PRECISION
 from .entropy import y_scale_table, y_tables, z_tables
 from .layers import with_subpixel_convs
+from .tiling import tile_halos
 
 OPSET = 17
 FORMAT_VERSION = 1
@@ -248,6 +249,7 @@ def export_bundle(model, out, training: dict, name="sic-lite", default_sampling=
         "default_sampling": default_sampling,
         "entropy": entropy,
         "graphs": graphs,
+        "tiling": tile_halos(model),
         "training": training,
         "architecture": cfg.to_dict(),
     }

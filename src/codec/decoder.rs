@@ -6,7 +6,10 @@ use std::time::Instant;
 use super::bitstream::split_frame;
 use super::sampling::SplitMix64;
 use super::tensor::{pad_to, planar_to_rgb};
-use super::{Bundle, Error, MAX_AREA, RgbImage, Sampling, Timing, entropy, model_id_to_hex};
+use super::{
+    Bundle, DEFAULT_TILE_SIZE, Error, MAX_AREA, RgbImage, Sampling, Timing, check_tile_size,
+    entropy, model_id_to_hex,
+};
 
 #[derive(Debug, Clone)]
 pub struct Decoded {
@@ -19,6 +22,7 @@ pub struct Decoded {
 pub struct Decoder {
     bundle: Arc<Bundle>,
     max_area: u64,
+    tile: usize,
 }
 
 impl Decoder {
@@ -26,7 +30,15 @@ impl Decoder {
         Decoder {
             bundle,
             max_area: MAX_AREA,
+            tile: DEFAULT_TILE_SIZE as usize,
         }
+    }
+
+    /// Runs the synthesis in tiles of `tile` pixels (0 or a multiple of 64; 0 = never) on
+    /// pictures larger than that. The picture is the same; only the peak memory changes.
+    pub fn set_tile_size(&mut self, tile: u32) -> Result<(), Error> {
+        self.tile = check_tile_size(tile)?;
+        Ok(())
     }
 
     /// Refuses frames whose picture is larger than `area` pixels (default and upper bound:
@@ -156,7 +168,7 @@ impl Decoder {
 
         // Rule 6.
         let t = Instant::now();
-        let x_hat = b.run_synthesis(&y_hat, h, w)?;
+        let x_hat = b.run_synthesis(&y_hat, h, w, self.tile)?;
         timing.transform += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let image = planar_to_rgb(&x_hat, hp, wp, header.width, header.height);

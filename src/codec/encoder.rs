@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::bitstream::{self, header_len};
 use super::tensor::image_to_planar;
-use super::{Bundle, Error, ImageRef, Timing, entropy};
+use super::{Bundle, DEFAULT_TILE_SIZE, Error, ImageRef, Timing, check_tile_size, entropy};
 
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
@@ -24,6 +24,7 @@ pub const MAX_RDO_LAMBDA: f32 = 1.0;
 pub struct Encoder {
     bundle: Arc<Bundle>,
     rdo_lambda: f32,
+    tile: usize,
 }
 
 impl Encoder {
@@ -31,7 +32,15 @@ impl Encoder {
         Encoder {
             bundle,
             rdo_lambda: DEFAULT_RDO_LAMBDA,
+            tile: DEFAULT_TILE_SIZE as usize,
         }
+    }
+
+    /// Runs the analysis in tiles of `tile` pixels (0 or a multiple of 64; 0 = never) on
+    /// pictures larger than that. The frame is the same; only the peak memory changes.
+    pub fn set_tile_size(&mut self, tile: u32) -> Result<(), Error> {
+        self.tile = check_tile_size(tile)?;
+        Ok(())
     }
 
     pub fn bundle(&self) -> &Arc<Bundle> {
@@ -100,7 +109,7 @@ impl Encoder {
         timing.convert += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let (mut y, mut z) = b.run_analysis(&x.data, hp, wp)?;
+        let (mut y, mut z) = b.run_analysis(&x.data, hp, wp, self.tile)?;
         timing.transform += t.elapsed().as_secs_f64();
         perturb(&mut y, &mut z);
 

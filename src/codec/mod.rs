@@ -10,6 +10,7 @@
 //! - `entropy`: categorical entropy models built from the bundle's integer tables, ANS coding.
 //! - [`bitstream`]: frame header layout (docs/bitstream.md), parse, validate, thin.
 //! - `tensor`: packed 8-bit pixels <-> padded NCHW f32 tensors.
+//! - `tiling`: heavy networks run tile by tile on large pictures, same result, bounded memory.
 //! - `sampling`: the seeded generator for synonymous sampling.
 //! - `encoder` / `decoder`: the coding rules of docs/model.md.
 
@@ -25,6 +26,7 @@ mod entropy;
 mod runtime;
 mod sampling;
 mod tensor;
+mod tiling;
 
 pub use bundle::Bundle;
 pub use decoder::{Decoded, Decoder};
@@ -35,6 +37,21 @@ pub use runtime::resolve_ort_library;
 pub const MAX_DIMENSION: u32 = 16384;
 /// Largest accepted picture area (width × height).
 pub const MAX_AREA: u64 = 1 << 26;
+
+/// Pictures wider or taller than this many pixels run `g_a` and `g_s` in tiles of this size
+/// (plus the margins the bundle states), with the same result: the working memory of a tile
+/// (about 650 bytes per pixel on the CPU) then bounds what a picture of any size needs.
+pub const DEFAULT_TILE_SIZE: u32 = 2048;
+
+/// Checks a tile size: 0 (never tile) or a multiple of 64 up to [`MAX_DIMENSION`].
+pub fn check_tile_size(tile: u32) -> Result<usize, Error> {
+    if !tile.is_multiple_of(64) || tile > MAX_DIMENSION {
+        return Err(Error::InvalidInput(format!(
+            "tile size {tile} is not 0 or a multiple of 64 up to {MAX_DIMENSION}"
+        )));
+    }
+    Ok(tile as usize)
+}
 
 /// Everything that can go wrong in the codec, with a message fit for a GStreamer error.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,9 @@
 //! a frame made by another model is an error.
 //!
 //! Decoding needs memory in proportion to the picture a frame header declares (about 650 bytes
-//! per pixel on the CPU), and a header is a few bytes: `max-pixels` caps what a frame may
-//! declare, so a tiny hostile frame cannot make the decoder allocate tens of gigabytes.
+//! per pixel on the CPU up to `tile-size` per side, about 250 beyond, where g_s runs in tiles),
+//! and a header is a few bytes: `max-pixels` caps what a frame may declare, so a tiny hostile
+//! frame cannot make the decoder allocate gigabytes.
 
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -126,8 +127,8 @@ impl ObjectImpl for SicDec {
                     .nick("Maximum pixels")
                     .blurb(
                         "Refuse frames whose picture has more pixels than this (decoding takes \
-                         about 650 bytes of memory per pixel on the CPU); the format allows \
-                         up to 67108864",
+                         about 650 bytes of memory per pixel on the CPU, about 250 where the \
+                         picture is larger than tile-size); the format allows up to 67108864",
                     )
                     .minimum(1)
                     .maximum(codec::MAX_AREA)
@@ -303,9 +304,13 @@ impl VideoDecoderImpl for SicDec {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let bundle = common::load_bundle(*CAT, self.obj().upcast_ref(), &settings.model)?;
+        let mut decoder = codec::Decoder::new(bundle.clone());
+        decoder
+            .set_tile_size(settings.model.tile_size)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         *self.state.lock().unwrap() = Some(State {
             model_id: bundle.model_id_hex(),
-            decoder: codec::Decoder::new(bundle.clone()),
+            decoder,
             bundle,
             input_state: None,
             output: None,
@@ -350,7 +355,7 @@ impl VideoDecoderImpl for SicDec {
         if area > max_pixels {
             let msg = format!(
                 "Stream is {}x{} ({area} pixels), more than max-pixels={max_pixels}; raise \
-                 max-pixels to decode it (about 650 bytes of memory per pixel)",
+                 max-pixels to decode it (up to about 650 bytes of memory per pixel)",
                 info.width(),
                 info.height()
             );

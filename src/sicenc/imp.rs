@@ -301,8 +301,12 @@ impl VideoEncoderImpl for SicEnc {
         let bundle = common::load_bundle(*CAT, self.obj().upcast_ref(), &settings.model)?;
         let levels = bundle.levels();
         let model_id = bundle.model_id_hex();
+        let mut encoder = codec::Encoder::new(bundle);
+        encoder
+            .set_tile_size(settings.model.tile_size)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         *self.state.lock().unwrap() = Some(State {
-            encoder: codec::Encoder::new(bundle),
+            encoder,
             levels,
             model_id,
             input_state: None,
