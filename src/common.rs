@@ -253,7 +253,8 @@ impl Default for ModelSettings {
 
 impl ModelSettings {
     /// `model-location`, `execution-provider`, `device-id`, `threads`, `share-model`,
-    /// `tile-size` and the read-only `active-provider`; `network` names the heavy network the element runs.
+    /// `tile-size` and the read-only `active-provider`; `network` names the heavy network the
+    /// element runs.
     pub fn properties(network: &str) -> Vec<glib::ParamSpec> {
         let defaults = ModelSettings::default();
         vec![

@@ -58,6 +58,7 @@ def tile_halos(model) -> dict:
     """{"analysis_halo": pixels, a multiple of 64 (tiles of the analysis graph start on z's
     grid), "synthesis_halo": latent positions}."""
     g_a, h_a, g_s = _layers(model.g_a), _layers(model.h_a), _layers(model.g_s)
+
     def stride(layers):
         return math.prod(s for _, _, s, _ in layers)
 
