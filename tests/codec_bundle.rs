@@ -18,14 +18,6 @@ fn load_err(dir: &Path) -> String {
     }
 }
 
-fn edit_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let p = dir.join("model.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-    edit(&mut v);
-    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
-}
-
 #[test]
 fn loads_and_reports() {
     let b = bundle();

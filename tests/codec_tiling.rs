@@ -45,12 +45,10 @@ fn tiles_give_the_same_frame_and_picture() {
 #[test]
 fn understated_margins_change_the_result() {
     let dir = scratch_bundle("understated", "");
-    let path = dir.join("model.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    v["tiling"]["analysis_halo"] = 64.into();
-    v["tiling"]["synthesis_halo"] = 1.into();
-    std::fs::write(&path, v.to_string()).unwrap();
+    edit_json(&dir, |v| {
+        v["tiling"]["analysis_halo"] = 64.into();
+        v["tiling"]["synthesis_halo"] = 1.into();
+    });
     let small = Bundle::load(&dir, &RuntimeOptions::default()).unwrap();
 
     let img = synthetic(656, 528);
@@ -77,11 +75,9 @@ fn understated_margins_change_the_result() {
 #[test]
 fn bundle_without_margins_runs_whole_pictures() {
     let dir = scratch_bundle("no-tiling", "");
-    let path = dir.join("model.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    v.as_object_mut().unwrap().remove("tiling");
-    std::fs::write(&path, v.to_string()).unwrap();
+    edit_json(&dir, |v| {
+        v.as_object_mut().unwrap().remove("tiling");
+    });
     let old = Bundle::load(&dir, &RuntimeOptions::default()).unwrap();
 
     let img = synthetic(200, 136);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `sicenc` driven by gst-check's Harness: caps, sync points, negotiated layers, errors.
 
+#[path = "codec_util/mod.rs"]
+mod codec_util;
 mod sic_elements_util;
 
 use gst::prelude::*;
@@ -234,15 +236,28 @@ fn more_layers_than_the_model_has_is_a_clear_error() {
 fn tile_size_changes_memory_not_the_frame() {
     util::init();
     let (w, h) = (720, 464);
-    let mut frames = Vec::new();
-    for tile in [0u32, 128] {
-        let mut hs = gst_check::Harness::new("sicenc");
-        hs.element().unwrap().set_property("tile-size", tile);
+    // With a bundle that understates the analysis overlap, tiles show: that is how this test
+    // sees the property reach the encoder at all.
+    let understated = codec_util::scratch_bundle("sicenc-understated", "");
+    codec_util::edit_json(&understated, |v| v["tiling"]["analysis_halo"] = 64.into());
+    let encode = |tile: u32, model: &str| {
+        // Both properties are read when the element starts, which the harness does at once:
+        // set them before.
+        let el = gst::ElementFactory::make("sicenc")
+            .property("tile-size", tile)
+            .property("model-location", model)
+            .build()
+            .unwrap();
+        let mut hs = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
         hs.set_src_caps_str(&format!(
             "video/x-raw,format=RGB,width={w},height={h},framerate=10/1"
         ));
         hs.push(rgb_buffer(w, h, 3, 0)).unwrap();
-        frames.push(hs.pull().unwrap().map_readable().unwrap().to_vec());
-    }
-    assert!(frames[0] == frames[1], "tiled frame differs");
+        hs.pull().unwrap().map_readable().unwrap().to_vec()
+    };
+    let whole = encode(0, "");
+    assert!(encode(128, "") == whole, "tiled frame differs");
+    let understated = understated.to_str().unwrap();
+    assert!(encode(0, understated) == whole);
+    assert!(encode(128, understated) != whole, "tile-size had no effect");
 }

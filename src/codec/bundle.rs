@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::bitstream::MAX_LEVELS;
 use super::entropy::{EntropyMeta, EntropyModels};
 use super::tensor::crop_planes;
-use super::tiling::{Span, paste, spans, window};
+use super::tiling::{paste, spans, window};
 use super::{Error, ExecutionProvider, RuntimeOptions, Sampling, runtime};
 
 /// The `model.json` fields this runtime reads (unknown fields, e.g. `training`, are ignored).
@@ -728,8 +728,9 @@ impl Bundle {
         wp: usize,
         tile: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), Error> {
-        let halo = self.meta.tiling.as_ref().map_or(0, |t| t.analysis_halo);
-        let tile = if self.meta.tiling.is_some() { tile } else { 0 };
+        let Some(halo) = self.meta.tiling.as_ref().map(|t| t.analysis_halo) else {
+            return self.analysis_whole(x, hp, wp);
+        };
         let (rows, cols) = (spans(hp, tile, halo), spans(wp, tile, halo));
         if rows.len() == 1 && cols.len() == 1 {
             return self.analysis_whole(x, hp, wp);
@@ -744,28 +745,12 @@ impl Bundle {
                 let (ty, tz) = self.analysis_whole(&window(x, hp, wp, &r.ext, &c.ext), th, tw)?;
                 // Tiles start on multiples of 64 pixels, so they share the whole picture's y
                 // and z grids (one y position per 16 pixels, one z position per 64).
-                let at = |s: &Span, unit: usize| {
-                    let from = (s.core.start - s.ext.start) / unit;
-                    from..from + s.core.end.div_ceil(unit) - s.core.start / unit
-                };
-                paste(
-                    &mut y,
-                    (h, w),
-                    (r.core.start / 16, c.core.start / 16),
-                    &ty,
+                let (sy, sz) = (
                     (th / 16, tw / 16),
-                    at(r, 16),
-                    at(c, 16),
-                );
-                paste(
-                    &mut z,
-                    (hz, wz),
-                    (r.core.start / 64, c.core.start / 64),
-                    &tz,
                     ((th / 16).div_ceil(4), (tw / 16).div_ceil(4)),
-                    at(r, 64),
-                    at(c, 64),
                 );
+                paste(&mut y, (h, w), &ty, sy, r.placed(1, 16), c.placed(1, 16));
+                paste(&mut z, (hz, wz), &tz, sz, r.placed(1, 64), c.placed(1, 64));
             }
         }
         Ok((y, z))
@@ -846,13 +831,10 @@ impl Bundle {
         w: usize,
         tile: usize,
     ) -> Result<Vec<f32>, Error> {
-        let halo = self.meta.tiling.as_ref().map_or(0, |t| t.synthesis_halo);
-        let core = if self.meta.tiling.is_some() {
-            tile / 16
-        } else {
-            0
+        let Some(halo) = self.meta.tiling.as_ref().map(|t| t.synthesis_halo) else {
+            return self.synthesis_whole(y_hat, h, w);
         };
-        let (rows, cols) = (spans(h, core, halo), spans(w, core, halo));
+        let (rows, cols) = (spans(h, tile / 16, halo), spans(w, tile / 16, halo));
         if rows.len() == 1 && cols.len() == 1 {
             return self.synthesis_whole(y_hat, h, w);
         }
@@ -861,19 +843,8 @@ impl Bundle {
             for c in &cols {
                 let (th, tw) = (r.ext.len(), c.ext.len());
                 let t = self.synthesis_whole(&window(y_hat, h, w, &r.ext, &c.ext), th, tw)?;
-                let px = |s: &Span| {
-                    let from = 16 * (s.core.start - s.ext.start);
-                    from..from + 16 * s.core.len()
-                };
-                paste(
-                    &mut x,
-                    (16 * h, 16 * w),
-                    (16 * r.core.start, 16 * c.core.start),
-                    &t,
-                    (16 * th, 16 * tw),
-                    px(r),
-                    px(c),
-                );
+                let (out, tile) = ((16 * h, 16 * w), (16 * th, 16 * tw));
+                paste(&mut x, out, &t, tile, r.placed(16, 1), c.placed(16, 1));
             }
         }
         Ok(x)

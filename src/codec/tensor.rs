@@ -1,5 +1,6 @@
 //! Packed 8-bit pixels <-> padded NCHW f32 tensors (docs/model.md rules 1 and 6).
 
+use super::tiling::window;
 use super::{Error, ImageRef, PixelFormat, RgbImage, check_dimensions};
 
 /// A planar RGB tensor `[1, 3, height, width]` (the padded size).
@@ -117,13 +118,7 @@ pub(crate) fn crop_planes(x: Vec<f32>, hp: usize, wp: usize, h: usize, w: usize)
     if (h, w) == (hp, wp) {
         return x;
     }
-    let mut out = Vec::with_capacity(x.len() / (hp * wp) * h * w);
-    for plane in x.chunks_exact(hp * wp) {
-        for row in plane.chunks_exact(wp).take(h) {
-            out.extend_from_slice(&row[..w]);
-        }
-    }
-    out
+    window(&x, hp, wp, &(0..h), &(0..w))
 }
 
 /// See [`RgbImage::write_to`].

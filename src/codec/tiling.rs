@@ -17,6 +17,20 @@ pub(crate) struct Span {
     pub core: Range<usize>,
 }
 
+impl Span {
+    /// For a network with `num` output positions per `den` input positions: where the core's
+    /// outputs lie in the tile's output, and where they start in the whole output. A last
+    /// output position only partly covered by the core counts (z at a picture's edge).
+    pub fn placed(&self, num: usize, den: usize) -> (Range<usize>, usize) {
+        let at = |p: usize| (p * num).div_ceil(den);
+        let from = at(self.core.start) - at(self.ext.start);
+        (
+            from..from + at(self.core.end) - at(self.core.start),
+            at(self.core.start),
+        )
+    }
+}
+
 /// Cuts `0..len` into cores of `core` positions (the last may be shorter), each widened by
 /// `halo` on both sides within `0..len`. One span covers everything when `core` is 0 or when
 /// `len` is no longer than one widened core: cutting it would save no memory, only add work.
@@ -59,15 +73,13 @@ pub(crate) fn window(
 
 /// Copies the `rows` × `cols` part of tile `src` (planes of `sh` × `sw`) into `dst` (planes of
 /// `dh` × `dw`) with its top-left corner at (`at_row`, `at_col`).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn paste(
     dst: &mut [f32],
     (dh, dw): (usize, usize),
-    (at_row, at_col): (usize, usize),
     src: &[f32],
     (sh, sw): (usize, usize),
-    rows: Range<usize>,
-    cols: Range<usize>,
+    (rows, at_row): (Range<usize>, usize),
+    (cols, at_col): (Range<usize>, usize),
 ) {
     for (d, s) in dst.chunks_exact_mut(dh * dw).zip(src.chunks_exact(sh * sw)) {
         for (i, r) in rows.clone().enumerate() {
@@ -104,6 +116,18 @@ mod tests {
     }
 
     #[test]
+    fn placement_in_coarser_and_finer_outputs() {
+        let s = Span {
+            ext: 64..448,
+            core: 256..336,
+        };
+        // One output per 64 inputs: the core covers outputs 4 and 5 (5 only partly).
+        assert_eq!(s.placed(1, 64), (3..5, 4));
+        // 16 outputs per input.
+        assert_eq!(s.placed(16, 1), (3072..4352, 4096));
+    }
+
+    #[test]
     fn window_then_paste_rebuilds_the_tensor() {
         // 2 planes of 5 x 6, values = plane * 100 + row * 10 + column
         let (h, w) = (5, 6);
@@ -117,16 +141,13 @@ mod tests {
                 let (th, tw) = (rs.ext.len(), cs.ext.len());
                 assert_eq!(t[0], (rs.ext.start * 10 + cs.ext.start) as f32);
                 assert_eq!(t[th * tw], (100 + rs.ext.start * 10 + cs.ext.start) as f32);
-                let r0 = rs.core.start - rs.ext.start;
-                let c0 = cs.core.start - cs.ext.start;
                 paste(
                     &mut out,
                     (h, w),
-                    (rs.core.start, cs.core.start),
                     &t,
                     (th, tw),
-                    r0..r0 + rs.core.len(),
-                    c0..c0 + cs.core.len(),
+                    rs.placed(1, 1),
+                    cs.placed(1, 1),
                 );
             }
         }

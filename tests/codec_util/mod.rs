@@ -40,6 +40,15 @@ pub fn scratch_bundle(name: &str, omit: &str) -> PathBuf {
     dir
 }
 
+/// Rewrites `dir/model.json` through `edit`.
+pub fn edit_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("model.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+}
+
 /// True when model.json says the model was trained (steps > 0).
 pub fn model_is_trained() -> bool {
     let text = std::fs::read_to_string(model_dir().join("model.json")).unwrap();
