@@ -21,8 +21,8 @@ use gstsic::codec::{
     Bundle, Decoder, Encoder, ImageRef, PixelFormat, RuntimeOptions, Sampling, peek_frame, thin,
 };
 
-/// Largest picture side the structured targets build: big enough for several latent rows
-/// (64-pixel padding), small enough to keep an execution in the milliseconds.
+/// Largest picture side the structured targets build: big enough for several latent rows and
+/// for tiled synthesis, small enough to keep an execution in the milliseconds.
 const MAX_SIDE: u32 = 160;
 
 /// The model, loaded once and held for the process's life. It is loaded as a shared bundle, so
@@ -54,6 +54,22 @@ fn decoder() -> &'static Mutex<Decoder> {
         // The structured targets never build bigger pictures; a raw input declaring one is
         // refused before any network runs, as sicdec does with the size from its caps.
         d.set_max_area(u64::from(MAX_SIDE * MAX_SIDE));
+        Mutex::new(d)
+    })
+}
+
+/// Side of the synthesis tiles of [`tiled_decoder`]: a picture wider or taller than 128 pixels
+/// (one 64-pixel tile plus the overlap on both sides) is cut.
+const FUZZ_TILE: u32 = 64;
+
+/// A second decoder that runs the synthesis in small tiles, to hold tiled decoding to the
+/// promise that it gives the same picture as one whole run, on hostile latents too.
+fn tiled_decoder() -> &'static Mutex<Decoder> {
+    static D: OnceLock<Mutex<Decoder>> = OnceLock::new();
+    D.get_or_init(|| {
+        let mut d = Decoder::new(bundle());
+        d.set_max_area(u64::from(MAX_SIDE * MAX_SIDE));
+        d.set_tile_size(FUZZ_TILE).expect("a multiple of 64");
         Mutex::new(d)
     })
 }
@@ -174,7 +190,8 @@ fn sampling(b: u8, seed: u64) -> Sampling {
 ///
 /// Invariants: no panic; a decoded picture has the declared size and `min(carried, max_layers)`
 /// layers; with mean fill, decoding `k` layers of a frame equals decoding the frame thinned to
-/// `k` layers (the thinning promise of docs/bitstream.md), and a decoded picture can be written
+/// `k` layers (the thinning promise of docs/bitstream.md), decoding with the synthesis in tiles
+/// gives the same picture as one whole run, and a decoded picture can be written
 /// out in any pixel format, while a too-small destination is an error. Returns whether the
 /// frame decoded.
 pub fn decode_frame(input: &[u8]) -> bool {
@@ -207,6 +224,16 @@ pub fn decode_frame(input: &[u8]) -> bool {
     assert_eq!(d.layers, want);
     assert_eq!((d.image.width, d.image.height), (width, height));
     assert_eq!(d.image.data.len(), (width * height * 3) as usize);
+    if mode & 1 == 0 && width.max(height) > 2 * FUZZ_TILE {
+        let mut tiled = tiled_decoder().lock().unwrap_or_else(|e| e.into_inner());
+        let t = tiled
+            .decode(&frame, max_layers, Sampling::Mean)
+            .expect("a frame that decoded whole decodes in tiles");
+        assert_eq!(
+            t.image, d.image,
+            "tiled synthesis differs from the whole picture"
+        );
+    }
     if mode & 1 == 0 && want < layers {
         let thinned = thin(&frame, want).expect("thinning a frame that decoded");
         let t = dec

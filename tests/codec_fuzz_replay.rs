@@ -62,16 +62,21 @@ fn crop(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     }
 }
 
-/// One real frame per layer count, of a 72 × 40 crop of the test photo.
-fn frames() -> Vec<(u32, u32, Vec<u8>)> {
-    let pic = crop(&test_photo(), 72, 40);
+/// One real frame per layer count in `layers`, of a `w` × `h` crop of the test photo.
+fn frames_of(w: u32, h: u32, layers: std::ops::RangeInclusive<u8>) -> Vec<(u32, u32, Vec<u8>)> {
+    let pic = crop(&test_photo(), w, h);
     let mut enc = Encoder::new(bundle());
-    (1..=bundle().levels())
+    layers
         .map(|n| {
             let f = enc.encode(as_ref(&pic), n).expect("encode");
             (pic.width, pic.height, f.bytes)
         })
         .collect()
+}
+
+/// One real frame per layer count, of a 72 × 40 crop of the test photo.
+fn frames() -> Vec<(u32, u32, Vec<u8>)> {
+    frames_of(72, 40, 1..=bundle().levels())
 }
 
 fn save_seeds(target: &str, seeds: &[Vec<u8>]) {
@@ -117,6 +122,13 @@ fn decode_frame_on_real_and_mutated_segments() {
             seeds.push(input);
         }
         seeds.push([&[2u8, 0][..], &f].concat());
+    }
+    // Wider than two of the harness's synthesis tiles, so it also decodes them in tiles.
+    for (w, h, f) in frames_of(152, 136, 1..=1) {
+        let (_, segments) = split_frame(&f).unwrap();
+        let input = harness::decode_frame_input(0, w, h, &segments)
+            .expect("segments of one layer of the 152x136 crop fit the harness's limit");
+        seeds.push(input);
     }
     save_seeds("decode_frame", &seeds);
     let mut rng = Rng(0x00de_c0de);
