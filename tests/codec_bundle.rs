@@ -118,6 +118,11 @@ fn inconsistent_metadata() {
             "tiling.synthesis_halo",
         ),
         (
+            "syn_inputs",
+            Box::new(|v| v["synthesis_inputs"] = serde_json::json!(["y_hat", "lvl"])),
+            "synthesis_inputs",
+        ),
+        (
             "field",
             Box::new(|v| v.as_object_mut().unwrap().remove("M").map(|_| ()).unwrap()),
             "`M`",
@@ -131,6 +136,31 @@ fn inconsistent_metadata() {
         eprintln!("{name}: {e}");
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// `synthesis_inputs` must say what the synthesis graph takes: a bundle that lists the level
+/// input for a graph without it, or leaves it out for a graph with it, is refused at load,
+/// naming the graph, instead of failing on the first frame.
+#[test]
+fn synthesis_inputs_must_match_the_graph() {
+    let shipped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir().join("model.json")).unwrap())
+            .unwrap();
+    let takes_level = shipped["synthesis_inputs"] == serde_json::json!(["y_hat", "level"]);
+    let dir = scratch_bundle("syn_mismatch", "");
+    edit_json(&dir, move |v| {
+        v["synthesis_inputs"] = if takes_level {
+            serde_json::json!(["y_hat"])
+        } else {
+            serde_json::json!(["y_hat", "level"])
+        }
+    });
+    let e = load_err(&dir);
+    assert!(
+        e.contains("synthesis.onnx") && e.contains("graph inputs"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -39,6 +39,11 @@ def main(argv=None):
     # level for the shipped bundle (docs/results.md).
     e.add_argument("--sampling", default="mean", choices=["uniform", "mean"])
     e.add_argument("--no-verify", action="store_true")
+    e.add_argument("--entropy-from", type=Path, default=None, metavar="BUNDLE",
+                   help="keep that bundle's integer tables instead of tabulating the "
+                        "checkpoint's density: for a checkpoint restored from it whose entropy "
+                        "model did not train (restore fits the z density to the tables, close "
+                        "but not exact), so every frame codes to the same bytes as before")
 
     v = sub.add_parser("verify", help="check a bundle's ONNX graphs against its golden tensors")
     v.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
@@ -81,7 +86,11 @@ def main(argv=None):
         from .export import export_bundle, verify_against_torch, verify_bundle
         from .train import load_model_for_export
         model, training = load_model_for_export(a.ckpt, a.untrained)
-        meta = export_bundle(model, a.out, training, default_sampling=a.sampling)
+        keep = None
+        if a.entropy_from:
+            from .export import kept_entropy
+            keep = kept_entropy(model, a.entropy_from)
+        meta = export_bundle(model, a.out, training, default_sampling=a.sampling, entropy=keep)
         print(f"exported {a.out} model_id {meta['model_id']}")
         if not a.no_verify:
             errs = verify_bundle(a.out)

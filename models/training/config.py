@@ -15,6 +15,9 @@ class ModelConfig:
     slice_widths: tuple = (16, 16, 24, 32, 32, 40, 48, 48)
     slice_hidden: int = 128     # width of the slice parameter networks
     scale_min: float = 0.11     # lower bound of every predicted scale
+    # g_s told the level: per-level channel gains and offsets after each inverse GDN
+    # (model.LevelModulation); False for bundles exported before it
+    level_modulation: bool = False
 
     @property
     def levels(self) -> int:

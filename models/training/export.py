@@ -52,9 +52,17 @@ class SynthesisGraph(nn.Module):
     def __init__(self, m):
         super().__init__()
         self.g_s = with_subpixel_convs(m.g_s)
+        self.level_modulation = m.level_modulation
 
-    def forward(self, y_hat):
-        return self.g_s(y_hat)
+    def forward(self, y_hat, level=None):
+        if self.level_modulation is None:
+            return self.g_s(y_hat)
+        return self.level_modulation.synthesize(self.g_s, y_hat, level)
+
+
+def synthesis_inputs(model):
+    """The synthesis graph's inputs, as model.json lists them."""
+    return ["y_hat", "level"] if model.level_modulation is not None else ["y_hat"]
 
 
 def slice_name(k):
@@ -144,8 +152,9 @@ def export_graphs(model, out: Path):
             _export(SliceGraph(model, k), (hyper, y[:, :o].contiguous()), out / slice_name(k),
                     ["hyper", "y_prev"], ["mean", "scale"],
                     {"hyper": hw, "y_prev": hw, "mean": hw, "scale": hw})
-    _export(SynthesisGraph(model), (y,), out / "synthesis.onnx", ["y_hat"], ["x_hat"],
-            {"y_hat": hw, "x_hat": {2: "H", 3: "W"}})
+    args = (y,) if model.level_modulation is None else (y, torch.tensor([2.0]))
+    _export(SynthesisGraph(model), args, out / "synthesis.onnx", synthesis_inputs(model),
+            ["x_hat"], {"y_hat": hw, "x_hat": {2: "H", 3: "W"}})
 
 
 def canonical_json(obj) -> bytes:
@@ -209,7 +218,12 @@ def golden_tensors(model, x, entropy):
         q = torch.minimum(torch.maximum(torch.round(model.slice_of(y, k) - mean), rmin), rmax)
         parts.append(q + mean)
     t["y_hat"] = torch.cat(parts, 1)
-    t["x_hat"] = model.g_s(t["y_hat"])
+    t["x_hat"] = model.synthesize(t["y_hat"], cfg.levels)
+    if model.level_modulation is not None:
+        # the same latent read as if it were a level-3 fill: the modulation's rows at work
+        lv = min(3, cfg.levels - 1)
+        t["synthesis.level"] = torch.tensor([float(lv)])
+        t["synthesis.x_hat_level"] = model.synthesize(t["y_hat"], lv)
     return t
 
 
@@ -228,15 +242,32 @@ def write_golden(out: Path, tensors: dict, source: str):
     (g / "SOURCE.txt").write_text(source + "\n")
 
 
+def kept_entropy(model, bundle) -> dict:
+    """The integer tables of `bundle`, for a model whose entropy model is that bundle's
+    (restored from it and not trained since): refused where the model's own tables differ by
+    more than a fit's error (a z median off by 0.01, or another y table)."""
+    old = json.loads((Path(bundle) / "model.json").read_text())["entropy"]
+    own = entropy_entry(model)
+    same = (old["precision"] == own["precision"] and old["y"] == own["y"]
+            and old["y_scale_table"] == own["y_scale_table"] and len(old["z"]) == len(own["z"])
+            and all(abs(a["median"] - b["median"]) < 0.01 for a, b in zip(old["z"], own["z"])))
+    if not same:
+        raise SystemExit(f"--entropy-from {bundle}: the checkpoint's entropy model is not that "
+                         "bundle's (it trained since, or comes from another model)")
+    return old
+
+
 def export_bundle(model, out, training: dict, name="sic-lite", default_sampling="mean",
-                  golden_photo=None):
+                  golden_photo=None, entropy=None):
+    """Writes the bundle; `entropy`: integer tables to ship instead of the model's own
+    (`kept_entropy`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # in place, so the model the caller holds is the one shipped (golden tensors included)
     model = round_kernels_to_float16(model.eval().cpu())
     cfg = model.cfg
     export_graphs(model, out)
-    entropy = entropy_entry(model)
+    entropy = entropy or entropy_entry(model)
     graphs = graphs_entry(cfg)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -249,6 +280,7 @@ def export_bundle(model, out, training: dict, name="sic-lite", default_sampling=
         "default_sampling": default_sampling,
         "entropy": entropy,
         "graphs": graphs,
+        "synthesis_inputs": synthesis_inputs(model),
         "tiling": tile_halos(model),
         "training": training,
         "architecture": cfg.to_dict(),
@@ -309,8 +341,19 @@ def verify_bundle(bundle, verbose=True, extra_size=(80, 144)):
         cmp(f"slice_{k:02d}.scale", scale, gd[f"slice_{k:02d}.scale"])
         assert float(scale.min()) > 0
         o += w
-    (x_hat,) = _session(bundle / g["synthesis"]).run(None, {"y_hat": gd["y_hat"]})
-    cmp("synthesis.x_hat", x_hat, gd["x_hat"])
+    level_input = "level" in meta.get("synthesis_inputs", ["y_hat"])
+    syn = _session(bundle / g["synthesis"])
+
+    def synthesis(y_hat, level):
+        feeds = {"y_hat": y_hat}
+        if level_input:
+            feeds["level"] = np.array([level], dtype=np.float32)
+        return syn.run(None, feeds)[0]
+
+    cmp("synthesis.x_hat", synthesis(gd["y_hat"], meta["levels"]), gd["x_hat"])
+    if level_input:
+        lv = float(gd["synthesis.level"][0])
+        cmp("synthesis.x_hat_level", synthesis(gd["y_hat"], lv), gd["synthesis.x_hat_level"])
     # dynamic shapes: a non-square size through analysis and synthesis
     Hh, Ww = extra_size
     xx = np.random.default_rng(0).random((1, 3, Hh, Ww), dtype=np.float32)
@@ -318,8 +361,7 @@ def verify_bundle(bundle, verbose=True, extra_size=(80, 144)):
     assert yy.shape == (1, meta["M"], Hh // 16, Ww // 16), yy.shape
     # h_a pads y to a multiple of 4 positions itself (80 x 144 pixels: y 5 x 9, z 2 x 3)
     assert zz.shape == (1, meta["z_channels"], -(-Hh // 64), -(-Ww // 64)), zz.shape
-    (xr,) = _session(bundle / g["synthesis"]).run(None, {"y_hat": yy})
-    assert xr.shape == (1, 3, Hh, Ww)
+    assert synthesis(yy, 1).shape == (1, 3, Hh, Ww)
     mid = compute_model_id(bundle, g, meta["entropy"])
     assert mid == meta["model_id"], (mid, meta["model_id"])
     # table sanity

@@ -35,6 +35,43 @@ class SliceParams(nn.Module):
         return mean, self.scale_min + F.softplus(raw)
 
 
+class LevelModulation(nn.Module):
+    """Tells g_s how many slices were transmitted. At level l < L the untransmitted slices are
+    filled with their means, a smoother latent than a coded one; after each inverse GDN of g_s
+    the features are scaled and shifted per channel, `x * (1 + scale[l]) + shift[l]`, so the
+    synthesis can answer a fill with more texture. The full level fills nothing and passes
+    unchanged (no row for it). Zero-initialised: a new modulation leaves g_s as it was."""
+
+    def __init__(self, levels: int, stages: int, channels: int):
+        super().__init__()
+        self.levels = levels
+        self.scale = nn.Parameter(torch.zeros(levels - 1, stages, channels))
+        self.shift = nn.Parameter(torch.zeros(levels - 1, stages, channels))
+
+    def synthesize(self, layers, y_hat, level):
+        """Runs `layers` (g_s, possibly in sub-pixel form) on y_hat at `level`: an int in
+        training, a float tensor of shape [1] in the exported graph."""
+        if isinstance(level, int):
+            if level >= self.levels:
+                return layers(y_hat)
+            gate = 1.0
+            scale, shift = self.scale[level - 1], self.shift[level - 1]
+        else:
+            # the graph's input: clamp into the table, and gate the top level to identity
+            idx = torch.clamp(level - 1, 0, self.levels - 2).long()
+            gate = (level < self.levels).float().view(1, 1)
+            scale = self.scale.index_select(0, idx)[0] * gate
+            shift = self.shift.index_select(0, idx)[0] * gate
+        x, k = y_hat, 0
+        for layer in layers:
+            x = layer(x)
+            if isinstance(layer, GDN):
+                c = x.shape[1]
+                x = x * (1 + scale[k].view(1, c, 1, 1)) + shift[k].view(1, c, 1, 1)
+                k += 1
+        return x
+
+
 class SICLite(nn.Module):
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
@@ -55,6 +92,16 @@ class SICLite(nn.Module):
             SliceParams(Ch + o, w, cfg.slice_hidden, cfg.scale_min)
             for o, w in zip(cfg.offsets(), cfg.slice_widths))
         self.density_z = FactorizedDensity(Cz)
+        stages = sum(isinstance(m, GDN) for m in self.g_s)
+        self.level_modulation = (LevelModulation(cfg.levels, stages, N)
+                                 if cfg.level_modulation else None)
+
+    def synthesize(self, y_hat, level: int):
+        """g_s, told the level (the number of transmitted slices) where the model has a
+        LevelModulation."""
+        if self.level_modulation is None:
+            return self.g_s(y_hat)
+        return self.level_modulation.synthesize(self.g_s, y_hat, level)
 
     # -- pieces shared by training, evaluation and the ONNX graphs -----------------------------
     def analysis(self, x):
@@ -117,13 +164,13 @@ class SICLite(nn.Module):
             rate_y.append(-torch.log2(gaussian_likelihood(noisy, scale)).sum() / npix)
             y_hat_parts.append(ste_round(yk - mean) + mean)
         y_hat = torch.cat(y_hat_parts, 1)
-        x_full = self.g_s(y_hat)
+        x_full = self.synthesize(y_hat, self.cfg.levels)
 
         out = {"y": y, "y_hat": y_hat, "x_full": x_full, "rate_z": rate_z,
                "rate_y": torch.stack(rate_y)}
         if level < self.cfg.levels:
             y_lvl = self.fill_untransmitted(hyper, y_hat, level, fill)
-            out["x_level"] = self.g_s(y_lvl)
+            out["x_level"] = self.synthesize(y_lvl, level)
         else:
             out["x_level"] = x_full
         return out
@@ -156,7 +203,7 @@ class SICLite(nn.Module):
             parts.append(q + mean)
         sent = torch.cat(parts, 1) if parts else None
         y_hat = self.fill_untransmitted(hyper, sent, level, mode, generator)
-        return self.g_s(y_hat), float(bits) / (H * W)
+        return self.synthesize(y_hat, level), float(bits) / (H * W)
 
 
 def rd_round(r, scale, rdo_lambda=0.0):

@@ -67,15 +67,17 @@ def _from_subpixel(weight: np.ndarray, bias: np.ndarray, t: nn.ConvTranspose2d):
     return w, b4[:, 0].copy()
 
 
-def _load_graph(modules: dict, path: Path, prefix: str, into: str, state: dict, done: set):
+def _load_graph(modules: dict, path: Path, prefix: str, into: str, state: dict, done: set,
+                also=()):
     """Copy the initializers of one graph into `state`. The export names them after the
-    parameters of its wrapper module (`prefix` + the model's own path below `into`);
-    `<layer>.conv.*` is a transposed convolution exported in sub-pixel form."""
+    parameters of its wrapper module (`prefix` + the model's own path below `into`; `also`:
+    more such pairs); `<layer>.conv.*` is a transposed convolution exported in sub-pixel form."""
     init = _initializers(path)
     for name in sorted(init):
-        if not name.startswith(prefix):
+        pair = next(((p, i) for p, i in ((prefix, into), *also) if name.startswith(p)), None)
+        if pair is None:
             raise BundleError(f"{path.name}: unexpected tensor {name}")
-        key = into + name[len(prefix):]
+        key = pair[1] + name[len(pair[0]):]
         if key.endswith(".conv.weight") or key.endswith(".conv.bias"):
             layer = key.rsplit(".", 2)[0]
             t = modules.get(layer)
@@ -197,7 +199,8 @@ def _restore_into(model: SICLite, cfg: ModelConfig, meta: dict, bundle: Path, fi
     _load_graph(mods, bundle / g["hyper_synthesis"], "h_s.", "h_s.", state, done)
     for k, f in enumerate(g["slices"]):
         _load_graph(mods, bundle / f, "net.net.", f"slices.{k}.net.", state, done)
-    _load_graph(mods, bundle / g["synthesis"], "g_s.", "g_s.", state, done)
+    _load_graph(mods, bundle / g["synthesis"], "g_s.", "g_s.", state, done,
+                also=[("level_modulation.", "level_modulation.")])
     missing = [k for k in state if k not in done and not k.startswith("density_z.")]
     if missing:
         raise BundleError(f"{bundle}: no weights for {', '.join(missing[:4])}")

@@ -1,5 +1,6 @@
 """Training with the paper's triple-tradeoff loss, rescaled to L levels; resumable."""
 
+import dataclasses
 import json
 import os
 import random
@@ -54,9 +55,16 @@ def add_train_args(p):
     p.add_argument("--lr-drops", default="",
                    help="time-based learning rates for this run: 'MIN:LR,...' uses LR from MIN "
                         "minutes after the run started (for fixed-length GPU runs)")
-    p.add_argument("--train-part", default="all", choices=["all", "synthesis"],
-                   help="synthesis: train g_s alone (the bitstream, hence every rate, stays "
-                        "exactly as it is; a decoder-side fine-tune, e.g. for perception)")
+    p.add_argument("--train-part", default="all", choices=["all", "synthesis", "modulation"],
+                   help="synthesis: train g_s (and its level modulation) alone (the bitstream, "
+                        "hence every rate, stays exactly as it is; a decoder-side fine-tune, "
+                        "e.g. for perception); modulation: only the level modulation's tables")
+    p.add_argument("--level-modulation", action="store_true",
+                   help="give a checkpoint without one a level modulation of g_s "
+                        "(model.LevelModulation), zero-initialised, so g_s starts unchanged")
+    p.add_argument("--modulation-lr-scale", type=float, default=20.0,
+                   help="the level modulation's learning rate is this times --lr: its tables "
+                        "are few numbers starting at zero")
     p.add_argument("--N", type=int, default=None, help="g_a/g_s width of a new model")
     p.add_argument("--slice-widths", default=None,
                    help="comma-separated slice widths of a new model (sum = M)")
@@ -111,11 +119,28 @@ def parse_lr_drops(text):
     return sorted(out)
 
 
-def trainable(model, part: str):
-    """The parameters a run updates; the others are frozen (no gradient is even computed)."""
+def trainable(model, part: str, modulation_lr_scale: float = 1.0):
+    """The parameter groups a run updates (the level modulation's tables in a group of their
+    own, `lr_scale` times the learning rate); the others are frozen (no gradient is even
+    computed)."""
+    prefixes = {"all": ("",), "synthesis": ("g_s.", "level_modulation."),
+                "modulation": ("level_modulation.",)}[part]
+    main, mod = [], []
     for name, prm in model.named_parameters():
-        prm.requires_grad_(part == "all" or name.startswith("g_s."))
-    return [prm for prm in model.parameters() if prm.requires_grad]
+        prm.requires_grad_(name.startswith(prefixes))
+        if prm.requires_grad:
+            (mod if name.startswith("level_modulation.") else main).append(prm)
+    groups = [{"params": main, "lr_scale": 1.0}] if main else []
+    if mod:
+        groups.append({"params": mod, "lr_scale": modulation_lr_scale})
+    if not groups:
+        raise SystemExit(f"--train-part {part}: the model has no such parameters "
+                         "(--level-modulation adds a level modulation)")
+    return groups
+
+
+def group_params(groups):
+    return [p for g in groups for p in g["params"]]
 
 
 def new_config(a) -> ModelConfig:
@@ -174,9 +199,11 @@ def train(a):
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True   # fixed crop size: pick the fastest kernels once
     cfg = new_config(a)
+    if a.level_modulation:
+        cfg = dataclasses.replace(cfg, level_modulation=True)
     model = SICLite(cfg).to(device)
-    params = trainable(model, a.train_part)
-    opt = torch.optim.Adam(params, lr=a.lr_warm)
+    groups = trainable(model, a.train_part, a.modulation_lr_scale)
+    opt = torch.optim.Adam(groups, lr=a.lr_warm)
     step, wall, history, resumed_note = 0, 0.0, [], None
     if not ckpt_path.exists() and not (a.from_scratch or a.N or a.slice_widths):
         # a fresh machine: go on from the committed model rather than from noise
@@ -189,12 +216,20 @@ def train(a):
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = ModelConfig.from_dict(ck["config"])
+        added = a.level_modulation and not cfg.level_modulation
+        if added:
+            cfg = dataclasses.replace(cfg, level_modulation=True)
         model = SICLite(cfg).to(device)
-        model.load_state_dict(ck["model"])
-        params = trainable(model, a.train_part)
-        opt = torch.optim.Adam(params, lr=a.lr_warm)
+        missing, unexpected = model.load_state_dict(ck["model"], strict=not added)
+        if unexpected or any(not k.startswith("level_modulation.") for k in missing):
+            raise SystemExit(f"{ckpt_path} does not fit the model: {missing + unexpected}")
+        groups = trainable(model, a.train_part, a.modulation_lr_scale)
+        opt = torch.optim.Adam(groups, lr=a.lr_warm)
         last_part = (ck.get("history") or [{}])[-1].get("train_part", "all")
-        if "optimizer" in ck and last_part == a.train_part:
+        if added:
+            print("level modulation added (zero): Adam starts afresh", flush=True)
+            resumed_note = "level modulation added, zero-initialised: Adam restarted"
+        elif "optimizer" in ck and last_part == a.train_part:
             opt.load_state_dict(ck["optimizer"])
         elif "optimizer" in ck:   # moments of other parameters: not reusable
             print(f"checkpoint optimizer trained '{last_part}': Adam starts afresh", flush=True)
@@ -248,7 +283,9 @@ def train(a):
                     "lpips": not a.no_lpips, "fill_uniform": a.fill_uniform,
                     "batch": a.batch, "crop": a.crop, "rescale": a.rescale,
                     "lr_drops": a.lr_drops, "data": describe_photos(data.names),
-                    "train_part": a.train_part, "bf16": a.bf16})
+                    "train_part": a.train_part, "bf16": a.bf16,
+                    "level_modulation": cfg.level_modulation,
+                    "modulation_lr_scale": a.modulation_lr_scale})
     if resumed_note:
         history[-1]["resumed"] = resumed_note
     drops = parse_lr_drops(a.lr_drops)
@@ -266,6 +303,8 @@ def train(a):
                      "training": training_record(step, wall, device, a, cfg, history)},
                     ckpt_path)
 
+    # the level modulation has no row for the full level: a run of it alone skips that level
+    cycle = cfg.levels - 1 if a.train_part == "modulation" else cfg.levels
     t_start = time.time()
     t_log, s_log = time.time(), step
     t_prev = time.time()
@@ -281,15 +320,15 @@ def train(a):
             if minutes >= at:
                 lr = v
         for g in opt.param_groups:
-            g["lr"] = lr
-        level = level_for_step(step, cfg.levels)
+            g["lr"] = lr * g["lr_scale"]
+        level = level_for_step(step, cycle)
         t_data = time.perf_counter()
         x = on_device(data.batch_u8(a.batch), device)
         acc.setdefault("data_ms", []).append(torch.tensor(1e3 * (time.perf_counter() - t_data)))
         loss, parts = loss_terms(model, lp, x, level, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(group_params(groups), 1.0)
         opt.step()
         step += 1
         for k, v in parts.items():

@@ -44,6 +44,20 @@ struct Metadata {
     /// Absent in bundles exported before tiling: those always run whole pictures.
     #[serde(default)]
     tiling: Option<TilingMeta>,
+    /// `["y_hat"]`, or `["y_hat", "level"]` where g_s is told the level (docs/model.md).
+    /// Absent in bundles exported before the level input: those take `y_hat` alone.
+    #[serde(default = "plain_synthesis_inputs")]
+    synthesis_inputs: Vec<String>,
+}
+
+fn plain_synthesis_inputs() -> Vec<String> {
+    vec!["y_hat".into()]
+}
+
+impl Metadata {
+    fn synthesis_takes_level(&self) -> bool {
+        self.synthesis_inputs.len() == 2
+    }
 }
 
 /// Margins a tile needs so that its core comes out as in a whole-picture run (docs/model.md).
@@ -370,6 +384,12 @@ fn validate(json: &Path, m: &Metadata) -> Result<(), Error> {
             ));
         }
     }
+    if m.synthesis_inputs != ["y_hat"] && m.synthesis_inputs != ["y_hat", "level"] {
+        return err(format!(
+            "synthesis_inputs {:?} must be [\"y_hat\"] or [\"y_hat\", \"level\"]",
+            m.synthesis_inputs
+        ));
+    }
     check_file_name(json, "analysis", &m.graphs.analysis)?;
     check_file_name(json, "hyper_synthesis", &m.graphs.hyper_synthesis)?;
     check_file_name(json, "synthesis", &m.graphs.synthesis)?;
@@ -609,7 +629,8 @@ impl Bundle {
             slices.push(graph(2 + k, s));
         }
         let s = heavy(last)?;
-        check_io(&s, &files[last].0, &["y_hat"], &["x_hat"])?;
+        let ins: Vec<&str> = meta.synthesis_inputs.iter().map(String::as_str).collect();
+        check_io(&s, &files[last].0, &ins, &["x_hat"])?;
         let synthesis = graph(last, s);
 
         let mut offsets = vec![0];
@@ -822,27 +843,31 @@ impl Bundle {
         Ok((mean, scale))
     }
 
-    /// `synthesis`: y_hat [1,M,h,w] -> x_hat [1,3,16h,16w], in tiles of `tile` pixels (a
-    /// multiple of 16; 0 = never) plus the bundle's margin where the picture is larger.
+    /// `synthesis`: y_hat [1,M,h,w] -> x_hat [1,3,16h,16w] at `level` (the slices y_hat
+    /// carries as transmitted, the others filled; told to g_s where the bundle takes it), in
+    /// tiles of `tile` pixels (a multiple of 16; 0 = never) plus the bundle's margin where the
+    /// picture is larger.
     pub(crate) fn run_synthesis(
         &self,
         y_hat: &[f32],
         h: usize,
         w: usize,
+        level: u8,
         tile: usize,
     ) -> Result<Vec<f32>, Error> {
         let Some(halo) = self.meta.tiling.as_ref().map(|t| t.synthesis_halo) else {
-            return self.synthesis_whole(y_hat, h, w);
+            return self.synthesis_whole(y_hat, h, w, level);
         };
         let (rows, cols) = (spans(h, tile / 16, halo), spans(w, tile / 16, halo));
         if rows.len() == 1 && cols.len() == 1 {
-            return self.synthesis_whole(y_hat, h, w);
+            return self.synthesis_whole(y_hat, h, w, level);
         }
         let mut x = vec![0f32; 3 * 16 * h * 16 * w];
         for r in &rows {
             for c in &cols {
                 let (th, tw) = (r.ext.len(), c.ext.len());
-                let t = self.synthesis_whole(&window(y_hat, h, w, &r.ext, &c.ext), th, tw)?;
+                let t =
+                    self.synthesis_whole(&window(y_hat, h, w, &r.ext, &c.ext), th, tw, level)?;
                 let (out, tile) = ((16 * h, 16 * w), (16 * th, 16 * tw));
                 paste(&mut x, out, &t, tile, r.placed(16, 1), c.placed(16, 1));
             }
@@ -850,11 +875,21 @@ impl Bundle {
         Ok(x)
     }
 
-    fn synthesis_whole(&self, y_hat: &[f32], h: usize, w: usize) -> Result<Vec<f32>, Error> {
-        let mut o = self.synthesis.run_expect(
-            &[("y_hat", &[1, self.meta.m, h, w], y_hat)],
-            &[("x_hat", [1, 3, 16 * h, 16 * w])],
-        )?;
+    fn synthesis_whole(
+        &self,
+        y_hat: &[f32],
+        h: usize,
+        w: usize,
+        level: u8,
+    ) -> Result<Vec<f32>, Error> {
+        let (shape, lv) = ([1, self.meta.m, h, w], [f32::from(level)]);
+        let mut inputs = vec![("y_hat", &shape[..], y_hat)];
+        if self.meta.synthesis_takes_level() {
+            inputs.push(("level", &[1][..], &lv[..]));
+        }
+        let mut o = self
+            .synthesis
+            .run_expect(&inputs, &[("x_hat", [1, 3, 16 * h, 16 * w])])?;
         Ok(o.pop().unwrap_or_default())
     }
 

@@ -168,7 +168,7 @@ impl Decoder {
 
         // Rule 6.
         let t = Instant::now();
-        let x_hat = b.run_synthesis(&y_hat, h, w, self.tile)?;
+        let x_hat = b.run_synthesis(&y_hat, h, w, used, self.tile)?;
         timing.transform += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let image = planar_to_rgb(&x_hat, hp, wp, header.width, header.height);

@@ -159,3 +159,62 @@ def test_export_refuses_a_kernel_float16_would_change():
     _store_kernels_as_float16(graph)
     assert [n.op_type for n in graph.node] == ["Cast", "Conv"]
     assert graph.node[1].input[1] == "w.f32"
+
+
+@pytest.fixture(scope="module")
+def modulated(tmp_path_factory, photo):
+    """A model with a level modulation, its tables random (a zero one would test nothing)."""
+    torch.manual_seed(4)
+    model = SICLite(ModelConfig(level_modulation=True)).eval()
+    with torch.no_grad():
+        model.level_modulation.scale.normal_(0, 0.2)
+        model.level_modulation.shift.normal_(0, 0.2)
+    out = tmp_path_factory.mktemp("modulated")
+    meta = export_bundle(model, out, {"steps": 0}, golden_photo=photo)
+    return model, out, meta
+
+
+def test_level_modulation_in_the_graph(modulated):
+    """The synthesis graph takes the level: each level below L is its own modulation, the top
+    level (and anything above) is plain g_s, and levels below 1 clamp to level 1."""
+    from training.export import _session
+    model, out, meta = modulated
+    assert meta["synthesis_inputs"] == ["y_hat", "level"]
+    errs = verify_bundle(out, verbose=False)
+    assert "synthesis.x_hat_level" in errs and max(errs.values()) <= TOL, errs
+    assert verify_against_torch(model, out, verbose=False) <= TOL
+    y = torch.randn(1, meta["M"], 3, 5, generator=torch.Generator().manual_seed(6))
+    run = _session(out / "synthesis.onnx")
+
+    def graph(level):
+        return run.run(None, {"y_hat": y.numpy(), "level": np.array([level], np.float32)})[0]
+
+    L = meta["levels"]
+    with torch.no_grad():
+        want = {lv: model.synthesize(y, lv).numpy() for lv in range(1, L + 1)}
+        plain = model.g_s(y).numpy()
+    for lv in range(1, L + 1):
+        assert np.abs(graph(lv) - want[lv]).max() <= TOL, lv
+    assert np.abs(want[L] - plain).max() == 0
+    assert np.abs(want[1] - plain).max() > 1e-2 and np.abs(want[2] - want[1]).max() > 1e-2
+    assert np.abs(graph(L + 3) - plain).max() <= TOL
+    assert np.abs(graph(0) - want[1]).max() <= TOL
+
+
+def test_zero_modulation_is_plain_synthesis():
+    torch.manual_seed(5)
+    model = SICLite(ModelConfig(N=16, M=32, Nh=16, Cz=8, Ch=16, slice_widths=(8, 8, 16),
+                                slice_hidden=16, level_modulation=True)).eval()
+    y = torch.randn(1, 32, 2, 3)
+    with torch.no_grad():
+        for lv in (1, 2, 3):
+            assert torch.equal(model.synthesize(y, lv), model.g_s(y))
+
+
+def test_restore_round_trip_with_level_modulation(modulated):
+    from training.restore import checkpoint_from_bundle
+    model, out, _ = modulated
+    ck = checkpoint_from_bundle(out, fit_iters=10, verbose=False)
+    assert ck["config"]["level_modulation"] is True
+    for k in ("level_modulation.scale", "level_modulation.shift"):
+        assert torch.equal(ck["model"][k], model.state_dict()[k]), k

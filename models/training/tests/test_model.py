@@ -282,3 +282,35 @@ def test_rd_round_trades_error_for_bits(model):
     _, b0 = model.code(x, 1, "mean", None, zt)
     _, b1 = model.code(x, 1, "mean", None, zt, rdo_lambda=0.1)
     assert b1 <= b0
+
+
+def test_modulation_only_run(tmp_path, monkeypatch):
+    """--level-modulation adds a zero modulation to a checkpoint without one; --train-part
+    modulation then moves its tables alone, at --modulation-lr-scale times the rate."""
+    from PIL import Image
+    from training.train import train
+    monkeypatch.setenv("SIC_WORK", str(tmp_path))
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(
+        data / "0.png")
+    ck = tmp_path / "ck.pt"
+    a = _args(steps=2, save_every=100)
+    for k, v in dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1,
+                     from_scratch=True).items():
+        setattr(a, k, v)
+    train(a)
+    before = torch.load(ck, weights_only=False)["model"]
+    assert not any(k.startswith("level_modulation.") for k in before)
+    a.steps, a.train_part, a.level_modulation = 10, "modulation", True
+    train(a)
+    c = torch.load(ck, weights_only=False)
+    assert c["config"]["level_modulation"] is True
+    moved = {k for k, v in c["model"].items() if k not in before or not torch.equal(v, before[k])}
+    assert moved == {"level_modulation.scale", "level_modulation.shift"}
+    assert c["model"]["level_modulation.scale"].abs().max() > 0
+    assert "level modulation added" in c["history"][-1]["resumed"]
+    # the next run goes on with the modulation and its Adam state
+    a.steps = 11
+    train(a)
+    assert "resumed" not in torch.load(ck, weights_only=False)["history"][-1]

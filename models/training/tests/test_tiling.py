@@ -61,7 +61,14 @@ def test_committed_bundle_states_its_margins_and_they_are_exact():
     synthesis = ort.InferenceSession(str(BUNDLE / "synthesis.onnx"),
                                      providers=["CPUExecutionProvider"])
     y = np.round(np.random.default_rng(1).normal(0, 2, (1, meta["M"], 13, 19))).astype(np.float32)
-    whole = synthesis.run(None, {"y_hat": y})[0]
+    # at a level below the top, where the bundle's synthesis takes the level
+    level = {"level": np.array([3.0], np.float32)} if "level" in meta.get(
+        "synthesis_inputs", []) else {}
+
+    def synthesize(t):
+        return synthesis.run(None, {"y_hat": t, **level})[0]
+
+    whole = synthesize(y)
     for halo, exact in [(halo_s, True), (halo_s - 1, False)]:
-        got = tiled(lambda t: [synthesis.run(None, {"y_hat": t})[0]], y, 4, halo, ((16, 1),))[0]
+        got = tiled(lambda t: [synthesize(t)], y, 4, halo, ((16, 1),))[0]
         assert np.array_equal(got, whole) == exact, halo
