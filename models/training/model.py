@@ -170,7 +170,7 @@ class SICLite(nn.Module):
                "rate_y": torch.stack(rate_y)}
         if level < self.cfg.levels:
             y_lvl = self.fill_untransmitted(hyper, y_hat, level, fill)
-            out["x_level"] = self.synthesize(y_lvl, level)
+            out["x_level"] = self.synthesize(y_lvl, level if fill == "mean" else self.cfg.levels)
         else:
             out["x_level"] = x_full
         return out
@@ -203,7 +203,9 @@ class SICLite(nn.Module):
             parts.append(q + mean)
         sent = torch.cat(parts, 1) if parts else None
         y_hat = self.fill_untransmitted(hyper, sent, level, mode, generator)
-        return self.synthesize(y_hat, level), float(bits) / (H * W)
+        # rule 6: the level modulation answers mean fills; sampled ones synthesise as coded
+        told = level if mode == "mean" else self.cfg.levels
+        return self.synthesize(y_hat, told), float(bits) / (H * W)
 
 
 def rd_round(r, scale, rdo_lambda=0.0):

@@ -168,7 +168,13 @@ impl Decoder {
 
         // Rule 6.
         let t = Instant::now();
-        let x_hat = b.run_synthesis(&y_hat, h, w, used, self.tile)?;
+        // The level modulation answers mean fills (it was trained on them); sampled slices
+        // are synthesised as coded ones, as before it (docs/model.md, rule 6).
+        let told = match sampling {
+            Sampling::Mean => used,
+            Sampling::Uniform { .. } => b.levels(),
+        };
+        let x_hat = b.run_synthesis(&y_hat, h, w, told, self.tile)?;
         timing.transform += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let image = planar_to_rgb(&x_hat, hp, wp, header.width, header.height);
