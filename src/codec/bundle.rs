@@ -843,10 +843,9 @@ impl Bundle {
         Ok((mean, scale))
     }
 
-    /// `synthesis`: y_hat [1,M,h,w] -> x_hat [1,3,16h,16w] at `level` (the slices y_hat
-    /// carries as transmitted, the others filled; told to g_s where the bundle takes it), in
-    /// tiles of `tile` pixels (a multiple of 16; 0 = never) plus the bundle's margin where the
-    /// picture is larger.
+    /// `synthesis`: y_hat [1,M,h,w] -> x_hat [1,3,16h,16w], telling g_s `level` where the
+    /// bundle takes it (which level: rule 6 of docs/model.md), in tiles of `tile` pixels (a
+    /// multiple of 16; 0 = never) plus the bundle's margin where the picture is larger.
     pub(crate) fn run_synthesis(
         &self,
         y_hat: &[f32],
