@@ -47,15 +47,19 @@ fn bundle() -> Arc<Bundle> {
     .clone()
 }
 
+/// A decoder of the shipped model with synthesis tiles of `tile` pixels (0: whole pictures).
+fn new_decoder(tile: u32) -> Mutex<Decoder> {
+    let mut d = Decoder::new(bundle());
+    // The structured targets never build bigger pictures; a raw input declaring one is
+    // refused before any network runs, as sicdec does with the size from its caps.
+    d.set_max_area(u64::from(MAX_SIDE * MAX_SIDE));
+    d.set_tile_size(tile).expect("0 or a multiple of 64");
+    Mutex::new(d)
+}
+
 fn decoder() -> &'static Mutex<Decoder> {
     static D: OnceLock<Mutex<Decoder>> = OnceLock::new();
-    D.get_or_init(|| {
-        let mut d = Decoder::new(bundle());
-        // The structured targets never build bigger pictures; a raw input declaring one is
-        // refused before any network runs, as sicdec does with the size from its caps.
-        d.set_max_area(u64::from(MAX_SIDE * MAX_SIDE));
-        Mutex::new(d)
-    })
+    D.get_or_init(|| new_decoder(0))
 }
 
 /// Side of the synthesis tiles of [`tiled_decoder`]: a picture wider or taller than 128 pixels
@@ -66,12 +70,7 @@ const FUZZ_TILE: u32 = 64;
 /// promise that it gives the same picture as one whole run, on hostile latents too.
 fn tiled_decoder() -> &'static Mutex<Decoder> {
     static D: OnceLock<Mutex<Decoder>> = OnceLock::new();
-    D.get_or_init(|| {
-        let mut d = Decoder::new(bundle());
-        d.set_max_area(u64::from(MAX_SIDE * MAX_SIDE));
-        d.set_tile_size(FUZZ_TILE).expect("a multiple of 64");
-        Mutex::new(d)
-    })
+    D.get_or_init(|| new_decoder(FUZZ_TILE))
 }
 
 /// Reads bytes from the front of the input; past the end it yields zeros, so every input

@@ -52,6 +52,8 @@ class LevelModulation(nn.Module):
         """Runs `layers` (g_s, possibly in sub-pixel form) on y_hat at `level`: an int in
         training, a float tensor of shape [1] in the exported graph."""
         if isinstance(level, int):
+            if level < 1:   # a negative row index would read another level's table
+                raise ValueError(f"level {level} < 1")
             if level >= self.levels:
                 return layers(y_hat)
             gate = 1.0

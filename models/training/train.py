@@ -198,12 +198,6 @@ def train(a):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True   # fixed crop size: pick the fastest kernels once
-    cfg = new_config(a)
-    if a.level_modulation:
-        cfg = dataclasses.replace(cfg, level_modulation=True)
-    model = SICLite(cfg).to(device)
-    groups = trainable(model, a.train_part, a.modulation_lr_scale)
-    opt = torch.optim.Adam(groups, lr=a.lr_warm)
     step, wall, history, resumed_note = 0, 0.0, [], None
     if not ckpt_path.exists() and not (a.from_scratch or a.N or a.slice_widths):
         # a fresh machine: go on from the committed model rather than from noise
@@ -269,6 +263,12 @@ def train(a):
                 torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu())
         print(f"resumed from {ckpt_path} at step {step} ({wall:.0f} s trained)", flush=True)
     else:
+        cfg = new_config(a)
+        if a.level_modulation:
+            cfg = dataclasses.replace(cfg, level_modulation=True)
+        model = SICLite(cfg).to(device)
+        groups = trainable(model, a.train_part, a.modulation_lr_scale)
+        opt = torch.optim.Adam(groups, lr=a.lr_warm)
         print(f"new model: {count_parameters(model) / 1e6:.2f} M parameters, "
               f"checkpoint {ckpt_path}", flush=True)
     lp = None if a.no_lpips else LPIPS(device)

@@ -151,22 +151,29 @@ def test_lambda_schedule():
     assert [level_for_step(s, 8) for s in range(9)] == [8, 7, 6, 5, 4, 3, 2, 1, 8]
 
 
-def test_train_resume(tmp_path, monkeypatch):
+def _tiny_run(tmp_path, monkeypatch, seed, photos=1):
+    """Two steps of a new small run on `photos` random 80x96 pictures; returns the arguments
+    (to go on with) and the checkpoint path."""
     from PIL import Image
     from training.train import train
     monkeypatch.setenv("SIC_WORK", str(tmp_path))
     data = tmp_path / "imgs"
     data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
+    rng = np.random.default_rng(seed)
+    for i in range(photos):
         Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / f"{i}.png")
     ck = tmp_path / "ck.pt"
-    common = dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1,
-                  from_scratch=True)
     a = _args(steps=2, save_every=100)
-    for k, v in common.items():
+    for k, v in dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1,
+                     from_scratch=True).items():
         setattr(a, k, v)
     train(a)
+    return a, ck
+
+
+def test_train_resume(tmp_path, monkeypatch):
+    from training.train import train
+    a, ck = _tiny_run(tmp_path, monkeypatch, seed=0, photos=2)
     assert torch.load(ck, weights_only=False)["step"] == 2
     a.steps = 3
     train(a)
@@ -176,19 +183,8 @@ def test_train_resume(tmp_path, monkeypatch):
 
 def test_synthesis_only_run_keeps_the_bitstream(tmp_path, monkeypatch):
     """--train-part synthesis moves g_s alone: every encoder/entropy weight stays bit-identical."""
-    from PIL import Image
     from training.train import train
-    monkeypatch.setenv("SIC_WORK", str(tmp_path))
-    data = tmp_path / "imgs"
-    data.mkdir()
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(
-        data / "0.png")
-    ck = tmp_path / "ck.pt"
-    a = _args(steps=2, save_every=100)
-    for k, v in dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1,
-                     from_scratch=True).items():
-        setattr(a, k, v)
-    train(a)
+    a, ck = _tiny_run(tmp_path, monkeypatch, seed=1)
     before = torch.load(ck, weights_only=False)["model"]
     a.steps, a.train_part = 4, "synthesis"
     train(a)
@@ -287,19 +283,8 @@ def test_rd_round_trades_error_for_bits(model):
 def test_modulation_only_run(tmp_path, monkeypatch):
     """--level-modulation adds a zero modulation to a checkpoint without one; --train-part
     modulation then moves its tables alone, at --modulation-lr-scale times the rate."""
-    from PIL import Image
     from training.train import train
-    monkeypatch.setenv("SIC_WORK", str(tmp_path))
-    data = tmp_path / "imgs"
-    data.mkdir()
-    Image.fromarray(np.random.default_rng(2).integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(
-        data / "0.png")
-    ck = tmp_path / "ck.pt"
-    a = _args(steps=2, save_every=100)
-    for k, v in dict(ckpt=ck, data=data, batch=2, crop=64, no_lpips=True, log_every=1,
-                     from_scratch=True).items():
-        setattr(a, k, v)
-    train(a)
+    a, ck = _tiny_run(tmp_path, monkeypatch, seed=2)
     before = torch.load(ck, weights_only=False)["model"]
     assert not any(k.startswith("level_modulation.") for k in before)
     a.steps, a.train_part, a.level_modulation = 10, "modulation", True
@@ -310,7 +295,7 @@ def test_modulation_only_run(tmp_path, monkeypatch):
     assert moved == {"level_modulation.scale", "level_modulation.shift"}
     assert c["model"]["level_modulation.scale"].abs().max() > 0
     assert "level modulation added" in c["history"][-1]["resumed"]
-    # the next run goes on with the modulation and its Adam state
-    a.steps = 11
+    # the next run goes on with the modulation and its Adam state, the flag no longer needed
+    a.steps, a.level_modulation = 11, False
     train(a)
     assert "resumed" not in torch.load(ck, weights_only=False)["history"][-1]
