@@ -129,6 +129,54 @@ fn sampling_modes() {
     assert!(a.timing.total() > 0.0);
 }
 
+/// Rule 6 of docs/model.md: where g_s takes the level, a mean-filled decode tells it the
+/// number of slices read and a sampled one the full level (the level modulation was trained
+/// on mean fills only). Each picture must be g_s of the decoder's latent at that level and
+/// not at the other one.
+#[test]
+fn synthesis_is_told_the_level_of_rule_6() {
+    let json = std::fs::read_to_string(model_dir().join("model.json")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&json).unwrap();
+    if meta["synthesis_inputs"] != serde_json::json!(["y_hat", "level"]) {
+        eprintln!("the bundle's synthesis takes no level: nothing to check");
+        return;
+    }
+    let b = bundle();
+    let levels = b.levels();
+    // 96x64 needs no padding: the latent is 6x4 and the picture the whole of g_s's output.
+    let img = synthetic(96, 64);
+    let (h, w) = (4, 6);
+    let mut enc = Encoder::new(b.clone());
+    let mut dec = Decoder::new(b.clone());
+    let read = 3;
+    let frame = enc.encode(as_ref(&img), read).unwrap().bytes;
+    let synthesise = |y_hat: &[f32], level: u8| -> Vec<u8> {
+        let shape = [1, y_hat.len() / (h * w), h, w];
+        let out = b
+            .run_graph(
+                "synthesis",
+                &[
+                    ("y_hat", &shape, y_hat),
+                    ("level", &[1], &[f32::from(level)]),
+                ],
+            )
+            .unwrap();
+        let x = &out[0].2;
+        let plane = 16 * h * 16 * w;
+        (0..plane * 3)
+            .map(|i| (x[(i % 3) * plane + i / 3].clamp(0.0, 1.0) * 255.0).round_ties_even() as u8)
+            .collect()
+    };
+    for (sampling, told, other) in [
+        (Sampling::Mean, read, levels),
+        (Sampling::Uniform { seed: 5 }, levels, read),
+    ] {
+        let (d, y_hat) = dec.decode_with_latent(&frame, 0, sampling).unwrap();
+        assert!(d.image.data == synthesise(&y_hat, told), "{sampling:?}");
+        assert!(d.image.data != synthesise(&y_hat, other), "{sampling:?}");
+    }
+}
+
 #[test]
 fn odd_sizes_round_trip() {
     let b = bundle();

@@ -105,6 +105,11 @@ class SICLite(nn.Module):
             return self.g_s(y_hat)
         return self.level_modulation.synthesize(self.g_s, y_hat, level)
 
+    def synthesize_filled(self, y_hat, level: int, fill: str):
+        """Rule 6 of docs/model.md: the level modulation answers mean fills (it was trained on
+        them); sampled slices are synthesised as coded ones, at the full level."""
+        return self.synthesize(y_hat, level if fill == "mean" else self.cfg.levels)
+
     # -- pieces shared by training, evaluation and the ONNX graphs -----------------------------
     def analysis(self, x):
         """y = g_a(x) and z = h_a(y), y first padded to a multiple of 4 positions by repeating
@@ -172,7 +177,7 @@ class SICLite(nn.Module):
                "rate_y": torch.stack(rate_y)}
         if level < self.cfg.levels:
             y_lvl = self.fill_untransmitted(hyper, y_hat, level, fill)
-            out["x_level"] = self.synthesize(y_lvl, level if fill == "mean" else self.cfg.levels)
+            out["x_level"] = self.synthesize_filled(y_lvl, level, fill)
         else:
             out["x_level"] = x_full
         return out
@@ -205,9 +210,7 @@ class SICLite(nn.Module):
             parts.append(q + mean)
         sent = torch.cat(parts, 1) if parts else None
         y_hat = self.fill_untransmitted(hyper, sent, level, mode, generator)
-        # rule 6: the level modulation answers mean fills; sampled ones synthesise as coded
-        told = level if mode == "mean" else self.cfg.levels
-        return self.synthesize(y_hat, told), float(bits) / (H * W)
+        return self.synthesize_filled(y_hat, level, mode), float(bits) / (H * W)
 
 
 def rd_round(r, scale, rdo_lambda=0.0):

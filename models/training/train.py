@@ -139,10 +139,6 @@ def trainable(model, part: str, modulation_lr_scale: float = 1.0):
     return groups
 
 
-def group_params(groups):
-    return [p for g in groups for p in g["params"]]
-
-
 def new_config(a) -> ModelConfig:
     kw = {}
     if a.N:
@@ -305,6 +301,7 @@ def train(a):
 
     # the level modulation has no row for the full level: a run of it alone skips that level
     cycle = cfg.levels - 1 if a.train_part == "modulation" else cfg.levels
+    params = [p for g in groups for p in g["params"]]
     t_start = time.time()
     t_log, s_log = time.time(), step
     t_prev = time.time()
@@ -328,7 +325,7 @@ def train(a):
         loss, parts = loss_terms(model, lp, x, level, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(group_params(groups), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         for k, v in parts.items():
