@@ -18,6 +18,9 @@ class ModelConfig:
     # g_s told the level: per-level channel gains and offsets after each inverse GDN
     # (model.LevelModulation); False for bundles exported before it
     level_modulation: bool = False
+    # with the modulation, a small level-conditioned residual conv block after each of those
+    # stages (model.LevelAdapter), this many hidden channels; 0 for none
+    level_adapter: int = 0
 
     @property
     def levels(self) -> int:

@@ -35,18 +35,40 @@ class SliceParams(nn.Module):
         return mean, self.scale_min + F.softplus(raw)
 
 
+class LevelAdapter(nn.Module):
+    """A residual block that gives one stage of the level modulation spatial reach: `x +
+    up(leaky(down(x) + embed[l]))`, two 3×3 convolutions through `hidden` channels with a
+    per-level offset between them. A per-channel gain cannot add texture that depends on the
+    neighbourhood; this can. `up` starts at zero, so a new adapter changes nothing."""
+
+    def __init__(self, levels: int, channels: int, hidden: int):
+        super().__init__()
+        self.down = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.up = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.embed = nn.Parameter(torch.zeros(levels - 1, hidden))
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x, embed, gate):
+        h = F.leaky_relu(self.down(x) + embed.view(1, -1, 1, 1), 0.1)
+        return x + gate * self.up(h)
+
+
 class LevelModulation(nn.Module):
     """Tells g_s how many slices were transmitted. At level l < L the untransmitted slices are
     filled with their means, a smoother latent than a coded one; after each inverse GDN of g_s
-    the features are scaled and shifted per channel, `x * (1 + scale[l]) + shift[l]`, so the
-    synthesis can answer a fill with more texture. The full level fills nothing and passes
-    unchanged (no row for it). Zero-initialised: a new modulation leaves g_s as it was."""
+    the features are scaled and shifted per channel, `x * (1 + scale[l]) + shift[l]`, and,
+    with `adapter` > 0, passed through a LevelAdapter, so the synthesis can answer a fill with
+    more texture. The full level fills nothing and passes unchanged (no row for it).
+    Zero-initialised: a new modulation leaves g_s as it was."""
 
-    def __init__(self, levels: int, stages: int, channels: int):
+    def __init__(self, levels: int, stages: int, channels: int, adapter: int = 0):
         super().__init__()
         self.levels = levels
         self.scale = nn.Parameter(torch.zeros(levels - 1, stages, channels))
         self.shift = nn.Parameter(torch.zeros(levels - 1, stages, channels))
+        self.adapter = (nn.ModuleList(LevelAdapter(levels, channels, adapter)
+                                      for _ in range(stages)) if adapter else None)
 
     def synthesize(self, layers, y_hat, level):
         """Runs `layers` (g_s, possibly in sub-pixel form) on y_hat at `level`: an int in
@@ -57,19 +79,26 @@ class LevelModulation(nn.Module):
             if level >= self.levels:
                 return layers(y_hat)
             gate = 1.0
-            scale, shift = self.scale[level - 1], self.shift[level - 1]
+
+            def row(t):
+                return t[level - 1]
         else:
             # the graph's input: clamp into the table, and gate the top level to identity
             idx = torch.clamp(level - 1, 0, self.levels - 2).long()
             gate = (level < self.levels).float().view(1, 1)
-            scale = self.scale.index_select(0, idx)[0] * gate
-            shift = self.shift.index_select(0, idx)[0] * gate
+
+            def row(t):
+                return t.index_select(0, idx)[0]
+        scale, shift = row(self.scale) * gate, row(self.shift) * gate
         x, k = y_hat, 0
         for layer in layers:
             x = layer(x)
             if isinstance(layer, GDN):
                 c = x.shape[1]
                 x = x * (1 + scale[k].view(1, c, 1, 1)) + shift[k].view(1, c, 1, 1)
+                if self.adapter is not None:
+                    a = self.adapter[k]
+                    x = a(x, row(a.embed), gate)
                 k += 1
         return x
 
@@ -95,7 +124,9 @@ class SICLite(nn.Module):
             for o, w in zip(cfg.offsets(), cfg.slice_widths))
         self.density_z = FactorizedDensity(Cz)
         stages = sum(isinstance(m, GDN) for m in self.g_s)
-        self.level_modulation = (LevelModulation(cfg.levels, stages, N)
+        if cfg.level_adapter and not cfg.level_modulation:
+            raise ValueError("level_adapter needs level_modulation")
+        self.level_modulation = (LevelModulation(cfg.levels, stages, N, cfg.level_adapter)
                                  if cfg.level_modulation else None)
 
     def synthesize(self, y_hat, level: int):
@@ -150,9 +181,10 @@ class SICLite(nn.Module):
         return torch.cat(parts, 1)
 
     # -- training forward ---------------------------------------------------------------------
-    def forward(self, x, level: int, fill: str = "mean"):
+    def forward(self, x, level: int, fill: str = "mean", full: bool = True):
         """Returns full-latent and level-`level` reconstructions, rates in bits per pixel.
-        `fill` says how the level-`level` reconstruction fills the untransmitted slices."""
+        `fill` says how the level-`level` reconstruction fills the untransmitted slices;
+        `full=False` skips the full-latent picture (x_full None) below the top level."""
         B, _, H, W = x.shape
         npix = B * H * W
         y, z = self.analysis(x)
@@ -171,7 +203,8 @@ class SICLite(nn.Module):
             rate_y.append(-torch.log2(gaussian_likelihood(noisy, scale)).sum() / npix)
             y_hat_parts.append(ste_round(yk - mean) + mean)
         y_hat = torch.cat(y_hat_parts, 1)
-        x_full = self.synthesize(y_hat, self.cfg.levels)
+        x_full = (self.synthesize(y_hat, self.cfg.levels)
+                  if full or level >= self.cfg.levels else None)
 
         out = {"y": y, "y_hat": y_hat, "x_full": x_full, "rate_z": rate_z,
                "rate_y": torch.stack(rate_y)}

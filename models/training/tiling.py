@@ -11,7 +11,7 @@ import math
 
 import torch.nn as nn
 
-from .layers import SubPixelConv
+from .layers import GDN, SubPixelConv
 
 
 def _layers(seq):
@@ -26,6 +26,20 @@ def _layers(seq):
             if (m.kernel_size[1], m.stride[1], m.padding[1]) != (k, s, p):
                 raise ValueError(f"non-square layer {m}")
             out.append((isinstance(m, nn.ConvTranspose2d), k, s, p))
+    return out
+
+
+def _synthesis_layers(model):
+    """g_s's spatial layers, with the level adapter's two convolutions after each inverse
+    GDN where the model has one (model.LevelAdapter): they widen the window too."""
+    mod = getattr(model, "level_modulation", None)
+    adapters = list(mod.adapter) if mod is not None and mod.adapter is not None else []
+    out, k = [], 0
+    for m in model.g_s:
+        out += _layers(m) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) else []
+        if isinstance(m, GDN) and k < len(adapters):
+            out += _layers(adapters[k])
+            k += 1
     return out
 
 
@@ -57,7 +71,7 @@ def _margin(layers, out_per_in, in_per_out):
 def tile_halos(model) -> dict:
     """{"analysis_halo": pixels, a multiple of 64 (tiles of the analysis graph start on z's
     grid), "synthesis_halo": latent positions}."""
-    g_a, h_a, g_s = _layers(model.g_a), _layers(model.h_a), _layers(model.g_s)
+    g_a, h_a, g_s = _layers(model.g_a), _layers(model.h_a), _synthesis_layers(model)
 
     def stride(layers):
         return math.prod(s for _, _, s, _ in layers)

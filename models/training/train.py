@@ -58,10 +58,15 @@ def add_train_args(p):
     p.add_argument("--train-part", default="all", choices=["all", "synthesis", "modulation"],
                    help="synthesis: train g_s (and its level modulation) alone (the bitstream, "
                         "hence every rate, stays exactly as it is; a decoder-side fine-tune, "
-                        "e.g. for perception); modulation: only the level modulation's tables")
+                        "e.g. for perception); modulation: only the level modulation (its "
+                        "tables and adapter)")
     p.add_argument("--level-modulation", action="store_true",
                    help="give a checkpoint without one a level modulation of g_s "
                         "(model.LevelModulation), zero-initialised, so g_s starts unchanged")
+    p.add_argument("--level-adapter", type=int, default=0, metavar="H",
+                   help="give the level modulation a LevelAdapter of H hidden channels after "
+                        "each stage (zero-initialised, so the model starts unchanged; implies "
+                        "--level-modulation); trained with the modulation's group")
     p.add_argument("--modulation-lr-scale", type=float, default=20.0,
                    help="the level modulation's learning rate is this times --lr: its tables "
                         "are few numbers starting at zero")
@@ -139,6 +144,14 @@ def trainable(model, part: str, modulation_lr_scale: float = 1.0):
     return groups
 
 
+def with_level_parts(cfg: ModelConfig, a) -> ModelConfig:
+    """`cfg` with the level modulation and adapter the flags ask for (an adapter needs the
+    modulation); parts the checkpoint has stay."""
+    return dataclasses.replace(
+        cfg, level_modulation=cfg.level_modulation or a.level_modulation or bool(a.level_adapter),
+        level_adapter=cfg.level_adapter or a.level_adapter)
+
+
 def new_config(a) -> ModelConfig:
     kw = {}
     if a.N:
@@ -154,14 +167,17 @@ def loss_terms(model, lp, x, level, a):
     # Mean filling keeps g_s free to use every slice; uniform sampling (the paper's synonymous
     # fill) teaches it to tolerate the decoder's sampling mode but penalises late slices.
     fill = "uniform" if a.fill_uniform > 0 and random.random() < a.fill_uniform else "mean"
-    out = model(x, level, fill)
-    mse_full = F.mse_loss(out["x_full"], x)
+    # the level modulation leaves the full level alone: a run of it alone skips that picture
+    full = a.train_part != "modulation"
+    out = model(x, level, fill, full=full)
+    zero = torch.zeros((), device=x.device)
+    mse_full = F.mse_loss(out["x_full"], x) if full else zero
     mse_lvl = F.mse_loss(out["x_level"], x)
     if lp is not None:
-        lp_full = lp(out["x_full"], x).mean()
+        lp_full = lp(out["x_full"], x).mean() if full else zero
         lp_lvl = lp(out["x_level"], x).mean() if level < L else lp_full
     else:
-        lp_full = lp_lvl = torch.zeros((), device=x.device)
+        lp_full = lp_lvl = zero
     ry, rz = out["rate_y"], out["rate_z"]
     dL, pL, rL = lambdas(L, L, a)
     dl, pl, rl = lambdas(level, L, a)
@@ -206,9 +222,11 @@ def train(a):
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = ModelConfig.from_dict(ck["config"])
-        added = a.level_modulation and not cfg.level_modulation
-        if added:
-            cfg = dataclasses.replace(cfg, level_modulation=True)
+        if a.level_adapter and cfg.level_adapter not in (0, a.level_adapter):
+            raise SystemExit(f"{ckpt_path} has a level adapter of width {cfg.level_adapter}")
+        grown = with_level_parts(cfg, a)
+        added = grown != cfg
+        cfg = grown
         model = SICLite(cfg).to(device)
         missing, unexpected = model.load_state_dict(ck["model"], strict=not added)
         if unexpected or any(not k.startswith("level_modulation.") for k in missing):
@@ -217,8 +235,11 @@ def train(a):
         opt = torch.optim.Adam(groups, lr=a.lr_warm)
         last_part = (ck.get("history") or [{}])[-1].get("train_part", "all")
         if added:
-            print("level modulation added (zero): Adam starts afresh", flush=True)
-            resumed_note = "level modulation added, zero-initialised: Adam restarted"
+            print("level modulation or adapter added (zero): Adam starts afresh", flush=True)
+            resumed_note = ("level modulation added, zero-initialised: Adam restarted"
+                            if not cfg.level_adapter else
+                            f"level adapter ({cfg.level_adapter} channels) added, "
+                            "zero-initialised: Adam restarted")
         elif "optimizer" in ck and last_part == a.train_part:
             opt.load_state_dict(ck["optimizer"])
         elif "optimizer" in ck:   # moments of other parameters: not reusable
@@ -260,8 +281,7 @@ def train(a):
         print(f"resumed from {ckpt_path} at step {step} ({wall:.0f} s trained)", flush=True)
     else:
         cfg = new_config(a)
-        if a.level_modulation:
-            cfg = dataclasses.replace(cfg, level_modulation=True)
+        cfg = with_level_parts(cfg, a)
         model = SICLite(cfg).to(device)
         groups = trainable(model, a.train_part, a.modulation_lr_scale)
         opt = torch.optim.Adam(groups, lr=a.lr_warm)
@@ -281,6 +301,7 @@ def train(a):
                     "lr_drops": a.lr_drops, "data": describe_photos(data.names),
                     "train_part": a.train_part, "bf16": a.bf16,
                     "level_modulation": cfg.level_modulation,
+                    "level_adapter": cfg.level_adapter,
                     "modulation_lr_scale": a.modulation_lr_scale})
     if resumed_note:
         history[-1]["resumed"] = resumed_note

@@ -201,14 +201,60 @@ def test_level_modulation_in_the_graph(modulated):
     assert np.abs(graph(0) - want[1]).max() <= TOL
 
 
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory, photo):
+    """A model with a level modulation and a level adapter, all random."""
+    torch.manual_seed(8)
+    model = SICLite(ModelConfig(level_modulation=True, level_adapter=8)).eval()
+    with torch.no_grad():
+        for prm in model.level_modulation.parameters():
+            prm.normal_(0, 0.05)
+    out = tmp_path_factory.mktemp("adapted")
+    meta = export_bundle(model, out, {"steps": 0}, golden_photo=photo)
+    return model, out, meta
+
+
+def test_level_adapter_in_the_graph_and_back(adapted):
+    """The graph runs the adapter at every level below L (and not at L), matches the model,
+    and restoring the bundle gives back every weight of it exactly."""
+    from training.export import _session
+    from training.restore import checkpoint_from_bundle
+    model, out, meta = adapted
+    assert meta["architecture"]["level_adapter"] == 8
+    assert verify_against_torch(model, out, verbose=False) <= TOL
+    y = torch.randn(1, meta["M"], 3, 5, generator=torch.Generator().manual_seed(9))
+    run = _session(out / "synthesis.onnx")
+    L = meta["levels"]
+    plain = SICLite(ModelConfig(level_modulation=True))
+    plain.load_state_dict(model.state_dict(), strict=False)   # the same model without adapter
+    with torch.no_grad():
+        for lv in (1, 4, L):
+            want = model.synthesize(y, lv)
+            got = run.run(None, {"y_hat": y.numpy(), "level": np.array([lv], np.float32)})[0]
+            assert np.abs(got - want.numpy()).max() <= TOL, lv
+            adapter_effect = (want - plain.eval().synthesize(y, lv)).abs().max()
+            assert (adapter_effect > 1e-3) == (lv < L), lv
+    ck = checkpoint_from_bundle(out, fit_iters=10, verbose=False)
+    assert ck["config"]["level_adapter"] == 8
+    keys = [k for k in model.state_dict() if k.startswith("level_modulation.adapter.")]
+    assert len(keys) == 3 * 5
+    for k in keys:
+        assert torch.equal(ck["model"][k], model.state_dict()[k]), k
+
+
 def test_zero_modulation_is_plain_synthesis():
     torch.manual_seed(5)
     model = SICLite(ModelConfig(N=16, M=32, Nh=16, Cz=8, Ch=16, slice_widths=(8, 8, 16),
                                 slice_hidden=16, level_modulation=True)).eval()
     y = torch.randn(1, 32, 2, 3)
+    adapted = SICLite(ModelConfig(**{**model.cfg.to_dict(), "slice_widths": (8, 8, 16),
+                                     "level_adapter": 4})).eval()
+    adapted.load_state_dict(model.state_dict(), strict=False)
     with torch.no_grad():
         for lv in (1, 2, 3):
             assert torch.equal(model.synthesize(y, lv), model.g_s(y))
+            # a new adapter starts as nothing: its last convolution is zero
+            assert torch.equal(adapted.synthesize(y, lv), model.g_s(y))
 
 
 def test_restore_round_trip_with_level_modulation(modulated):

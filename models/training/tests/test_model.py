@@ -299,3 +299,15 @@ def test_modulation_only_run(tmp_path, monkeypatch):
     a.steps, a.level_modulation = 11, False
     train(a)
     assert "resumed" not in torch.load(ck, weights_only=False)["history"][-1]
+    # --level-adapter adds a zero adapter to it, and the same part trains both
+    a.steps, a.level_adapter = 15, 4
+    train(a)
+    d = torch.load(ck, weights_only=False)
+    assert d["config"]["level_adapter"] == 4 and "level adapter" in d["history"][-1]["resumed"]
+    moved = {k for k, v in d["model"].items()
+             if k not in c["model"] or not torch.equal(v, c["model"][k])}
+    assert {k.split(".")[1] for k in moved} == {"scale", "shift", "adapter"}
+    assert d["model"]["level_modulation.adapter.2.up.weight"].abs().max() > 0
+    a.level_adapter = 8
+    with pytest.raises(SystemExit, match="width 4"):
+        train(a)
