@@ -40,10 +40,14 @@ variants=(
 )
 # with SIC_GPU_RESUME: the same loss, and one that weighs perception (LPIPS) three times as much
 # (measured on an H100: it moved every level along the curve, not below it; see
-# models/results/gpu-h100-resume.md), so only the first runs unless SIC_GPU_ONLY=all
+# models/results/gpu-h100-resume.md), so only the first runs unless SIC_GPU_ONLY=all; and one
+# with a width-8 level adapter trained with the whole model (alone on the CPU it gained under
+# 1 %: models/results/level-adapter-129322.md; its group at 2x the rate, the 2e-4 that did
+# best there, where 5e-4 did worse)
 resumed_variants=(
   "resumed|"
   "resumed-p3|--lambda-p-scale 3"
+  "resumed-adapter8|--level-adapter 8 --modulation-lr-scale 2"
 )
 
 # half_weights PYTHON SRC DST: a checkpoint's weights as float16, without optimizer and RNG state
