@@ -36,7 +36,7 @@ def _synthesis_layers(model):
     adapters = list(mod.adapter) if mod is not None and mod.adapter is not None else []
     out, k = [], 0
     for m in model.g_s:
-        out += _layers(m) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) else []
+        out += _layers(m)
         if isinstance(m, GDN) and k < len(adapters):
             out += _layers(adapters[k])
             k += 1
