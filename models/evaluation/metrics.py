@@ -29,7 +29,7 @@ def msssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class Perceptual:
-    """LPIPS-Alex (training.perceptual, offline weights) and DISTS (.dists), loaded once."""
+    """LPIPS-Alex and DISTS (training.perceptual, training.dists; offline weights), loaded once."""
 
     def __init__(self, want_dists=True):
         from training.perceptual import LPIPSAlex
@@ -39,7 +39,7 @@ class Perceptual:
         self._ref = None
         if want_dists:
             try:
-                from .dists import DISTS
+                from training.dists import DISTS
                 self.dists = DISTS()
             except Exception as e:      # reported in results.md, never silently
                 self.dists_error = f"{type(e).__name__}: {e}"

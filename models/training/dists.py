@@ -110,8 +110,9 @@ class DISTS(torch.nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
 
-    @torch.no_grad()
     def features(self, x):
+        """The six feature maps DISTS compares (the image itself first). Gradients flow
+        unless the caller turns them off (evaluation does; training needs them)."""
         out = [x]
         h = (x - self.mean) / self.std
         for s in self.stages:
@@ -119,9 +120,9 @@ class DISTS(torch.nn.Module):
             out.append(h)
         return out
 
-    @torch.no_grad()
-    def forward(self, a, b, fa=None):
-        """a, b: N x 3 x H x W in [0, 1]; returns N scores. `fa`: features(a), if known."""
+    def distance(self, a, b, fa=None):
+        """a, b: N x 3 x H x W in [0, 1]; N scores, differentiable in `b` (and in `a` where
+        `fa` is not given). `fa`: features(a), if known."""
         fa = self.features(a) if fa is None else fa
         fb = self.features(b)
         c1 = c2 = 1e-6
@@ -141,3 +142,8 @@ class DISTS(torch.nn.Module):
             structure = structure + (alphas[k] * s1).sum(dim=1)
             texture = texture + (betas[k] * s2).sum(dim=1)
         return (1 - (structure + texture)).flatten()
+
+    @torch.no_grad()
+    def forward(self, a, b, fa=None):
+        """The score without gradients (evaluation)."""
+        return self.distance(a, b, fa)
