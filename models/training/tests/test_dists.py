@@ -48,10 +48,8 @@ def test_loss_adds_the_weighted_dists_term(ds):
     nothing else changes."""
     from training.config import ModelConfig
     from training.model import SICLite
-    from training.train import add_train_args, lambdas, loss_terms
-    import argparse
-    p = argparse.ArgumentParser()
-    add_train_args(p)
+    from training.train import lambdas, loss_terms
+    from .test_model import _args
     m = SICLite(ModelConfig()).eval()
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     level, L = 3, m.cfg.levels
@@ -59,10 +57,10 @@ def test_loss_adds_the_weighted_dists_term(ds):
     for w in (0.0, 2.0):
         torch.manual_seed(5)
         with torch.no_grad():
-            out[w] = loss_terms(m, None, x, level, p.parse_args([f"--dists-weight={w}"]), ds)
+            out[w] = loss_terms(m, None, x, level, _args(dists_weight=w), ds)
     (l0, p0), (l2, p2) = out[0.0], out[2.0]
     assert float(p2["dists_full"]) > 0 and float(p2["dists_l"]) > 0
     assert float(p0["mse_l"]) == float(p2["mse_l"]) and float(p0["bpp_l"]) == float(p2["bpp_l"])
-    pL, pl = lambdas(L, L, p.parse_args([]))[1], lambdas(level, L, p.parse_args([]))[1]
+    pL, pl = lambdas(L, L, _args())[1], lambdas(level, L, _args())[1]
     want = 0.5 * 2.0 * (pL * float(p2["dists_full"]) + pl * float(p2["dists_l"]))
     assert float(l2) - float(l0) == pytest.approx(want, rel=1e-4)
