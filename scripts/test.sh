@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export ORT_DYLIB_PATH="$PWD/.ort/current/libonnxruntime.so"
 
+echo "== bash -n (every shell script parses)"
+for f in scripts/*.sh scripts/lib/*.sh .ci/run; do bash -n "$f"; done
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
