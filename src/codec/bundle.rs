@@ -191,7 +191,18 @@ fn py_float(f: f64) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0.0" } else { "0.0" }.into();
     }
-    let sci = format!("{f:e}"); // shortest round-trip digits, e.g. "-1.25e-5"
+    // Python prints the shortest digits that round-trip and, when the float lies exactly
+    // halfway between two such strings, the even one; `{:e}` may pick the other, so take only
+    // its digit count and let the exact (ties-to-even) formatting choose the digits.
+    let shortest = format!("{f:e}");
+    let n_digits = shortest
+        .split('e')
+        .next()
+        .unwrap_or("")
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .count();
+    let sci = format!("{:.*e}", n_digits.saturating_sub(1), f);
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let (sign, mant) = match mant.strip_prefix('-') {
@@ -941,6 +952,22 @@ mod tests {
             (100.5, "100.5"),
         ] {
             assert_eq!(py_float(f), s);
+        }
+    }
+
+    /// Floats exactly halfway between two shortest round-trip strings: Python prints the even
+    /// one. The first is a z median of an exported bundle whose id Rust once hashed wrongly.
+    #[test]
+    fn python_float_repr_breaks_ties_to_even() {
+        for (f, s) in [
+            (-0.0081958770751953125, "-0.008195877075195312"),
+            (-0.126216888427734375, "-0.12621688842773438"),
+            (0.59278106689453125, "0.5927810668945312"),
+            (0.75440216064453125, "0.7544021606445312"),
+            (-0.86252593994140625, "-0.8625259399414062"),
+            (-0.75511932373046875, "-0.7551193237304688"),
+        ] {
+            assert_eq!(py_float(f), s, "{f:e}");
         }
     }
 
