@@ -49,6 +49,7 @@ variants=(
 # 1 %: models/results/level-adapter-129322.md; its group at 2x the rate, the 2e-4 that did
 # best there, where 5e-4 did worse); and one with DISTS in the perceptual term (in the decoder
 # alone it cut DISTS 4-7 % per level for some PSNR and LPIPS: models/results/dists-synthesis-129322.md;
+# in the whole model on the CPU it spent bits instead: models/results/dists-whole-129322.md;
 # the A/B is SIC_GPU_ONLY=resumed,resumed-dists1)
 resumed_variants=(
   "resumed|"
