@@ -1,4 +1,4 @@
-"""Command line: python -m training {data,train,tune-entropy,average,export,verify,restore,evaluate}
+"""Command line: python -m training {data,train,tune-entropy,average,export,verify,restore,evaluate,refine,refine-report}
 (run from models/)."""
 
 import argparse
@@ -58,6 +58,16 @@ def main(argv=None):
     ev = sub.add_parser("evaluate", help="rate/quality per level on a folder of images")
     from .evaluate import add_eval_args
     add_eval_args(ev)
+
+    rf = sub.add_parser("refine", help="experiment: optimise each picture's latent in the "
+                        "encoder, then code it as sicenc would; rate and quality per level")
+    from .refine import add_refine_args
+    add_refine_args(rf)
+    rr = sub.add_parser("refine-report", help="compare two `refine` CSVs (and estimate the "
+                        "test's BD-rates against the classical codecs of an rd-eval run)")
+    rr.add_argument("base", type=Path)
+    rr.add_argument("test", type=Path)
+    rr.add_argument("--points", type=Path, default=None, help="points.csv of scripts/rd-eval.sh")
 
     a = ap.parse_args(argv)
     import torch
@@ -124,6 +134,12 @@ def main(argv=None):
     elif a.cmd == "evaluate":
         from .evaluate import evaluate
         evaluate(a)
+    elif a.cmd == "refine":
+        from .refine import run
+        run(a)
+    elif a.cmd == "refine-report":
+        from .refine import report
+        report(a)
 
 
 if __name__ == "__main__":

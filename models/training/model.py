@@ -222,19 +222,28 @@ class SICLite(nn.Module):
         the reconstruction and the likelihood-estimated bits per pixel of the level.
         `rdo_lambda` > 0 quantises y as sicenc's rdo-lambda does (rule 4), the bits taken from
         the Gaussian itself instead of its integer table."""
-        _, _, H, W = x.shape
         y, z = self.analysis(x)
-        if z_table is not None:
-            med = torch.tensor([t["median"] for t in z_table]).view(1, -1, 1, 1)
-            lo = torch.tensor([float(t["min"]) for t in z_table]).view(1, -1, 1, 1)
-            hi = torch.tensor([float(t["min"] + len(t["freqs"]) - 1) for t in z_table]).view(1, -1, 1, 1)
-            s = torch.minimum(torch.maximum(torch.round(z - med), lo), hi)
-        else:
-            med = self.density_z.medians().view(1, -1, 1, 1)
-            s = torch.round(z - med)
-        z_hat = s + med
-        bits = -torch.log2(self.density_z.likelihood(z_hat)).sum()
+        z_hat = self.quantise_z(z, z_table)
         hyper = self.hyper(z_hat, y)
+        return self.code_latent(y, z_hat, hyper, level, mode, generator, rdo_lambda)
+
+    @torch.no_grad()
+    def quantise_z(self, z, z_table=None):
+        """Rule 2: z rounded around its medians (clamped to the integer tables' range if given)."""
+        if z_table is None:
+            med = self.density_z.medians().view(1, -1, 1, 1)
+            return torch.round(z - med) + med
+        med = torch.tensor([t["median"] for t in z_table]).view(1, -1, 1, 1)
+        lo = torch.tensor([float(t["min"]) for t in z_table]).view(1, -1, 1, 1)
+        hi = torch.tensor([float(t["min"] + len(t["freqs"]) - 1) for t in z_table]).view(1, -1, 1, 1)
+        return torch.minimum(torch.maximum(torch.round(z - med), lo), hi) + med
+
+    @torch.no_grad()
+    def code_latent(self, y, z_hat, hyper, level, mode="mean", generator=None, rdo_lambda=0.0):
+        """Rules 4-6 for a given latent y (from g_a, or refined by the encoder): the
+        reconstruction and the likelihood bits per pixel of y's grid times 256."""
+        H, W = 16 * y.shape[2], 16 * y.shape[3]
+        bits = -torch.log2(self.density_z.likelihood(z_hat)).sum()
         parts = []
         for k in range(level):
             mean, scale = self.slices[k](hyper, torch.cat(parts, 1) if parts else None)
