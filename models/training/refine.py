@@ -113,12 +113,15 @@ def run(a):
     ds = DISTS()
     for q in ds.parameters():
         q.requires_grad_(False)
-    scale_d = training.get("lambda", {}).get("scale_d", 2.0)
+    # the weights of the checkpoint's last training run (the shipped bundle: d x 2)
+    rec = training.get("lambda", {})
+    sd, sp, sr = (float(rec.get(k, 1.0)) for k in ("scale_d", "scale_p", "scale_r"))
     L = model.cfg.levels
 
     def weights(level):
         d, p, r = lambdas(level, L)
-        return d * scale_d, p * a.p_scale, r
+        return d * sd, p * sp * a.p_scale, r * sr
+    print(f"objective {a.objective}: lambda scales d {sd}, p {sp * a.p_scale}, r {sr}", flush=True)
 
     folder = Path(a.images or eval_dir())
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
