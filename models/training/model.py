@@ -241,7 +241,7 @@ class SICLite(nn.Module):
     @torch.no_grad()
     def code_latent(self, y, z_hat, hyper, level, mode="mean", generator=None, rdo_lambda=0.0):
         """Rules 4-6 for a given latent y (from g_a, or refined by the encoder): the
-        reconstruction and the likelihood bits per pixel of y's grid times 256."""
+        reconstruction and the likelihood bits per pixel of the padded picture (16 h x 16 w)."""
         H, W = 16 * y.shape[2], 16 * y.shape[3]
         bits = -torch.log2(self.density_z.likelihood(z_hat)).sum()
         parts = []
