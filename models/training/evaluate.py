@@ -37,6 +37,14 @@ def load_image(p):
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
+def image_files(folder: Path) -> list:
+    """The PNG/JPEG files of `folder`, sorted; the dev photos are fetched first if it is missing."""
+    if not folder.exists():
+        from .data import fetch_eval_photos
+        fetch_eval_photos(folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
 def quantise8(x):
     """Rule 6: clamp to [0,1], round(255 x)."""
     return torch.round(x.clamp(0, 1) * 255.0) / 255.0
@@ -113,10 +121,7 @@ def evaluate(a):
     from .train import load_model_for_export
     model, training = load_model_for_export(a.ckpt, False)
     folder = Path(a.images or eval_dir())
-    if not folder.exists():
-        from .data import fetch_eval_photos
-        fetch_eval_photos(folder)
-    images = sorted([p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")])
+    images = image_files(folder)
     print(f"evaluating step {training['steps']} on {len(images)} images in {folder}", flush=True)
     rows, means = evaluate_model(model, images, modes, a.samples, a.seed, rdo_lambda=a.rdo_lambda)
     out = Path(a.out or (work_dir() / "eval"))

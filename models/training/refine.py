@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .config import PAD_MULTIPLE
 from .entropy import gaussian_likelihood, z_tables
-from .evaluate import load_image, psnr, quantise8
+from .evaluate import image_files, load_image, psnr, quantise8
 from .model import pad_to
 
 
@@ -105,14 +105,10 @@ def run(a):
     from .train import lambdas, load_model_for_export
     model, training = load_model_for_export(a.ckpt, False)
     model.eval()
-    lp = LPIPSAlex()
-    for m in (model, lp):
-        for q in m.parameters():
-            q.requires_grad_(False)
     from .dists import DISTS
-    ds = DISTS()
-    for q in ds.parameters():
-        q.requires_grad_(False)
+    lp, ds = LPIPSAlex(), DISTS()
+    for m in (model, lp, ds):
+        m.requires_grad_(False)
     # the weights of the checkpoint's last training run (the shipped bundle: d x 2)
     rec = training.get("lambda", {})
     sd, sp, sr = (float(rec.get(k, 1.0)) for k in ("scale_d", "scale_p", "scale_r"))
@@ -124,7 +120,7 @@ def run(a):
     print(f"objective {a.objective}: lambda scales d {sd}, p {sp * a.p_scale}, r {sr}", flush=True)
 
     folder = Path(a.images or eval_dir())
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    images = image_files(folder)
     if a.only:
         images = [p for p in images if p.stem in a.only.split(",")]
     if not images:
